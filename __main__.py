@@ -1,0 +1,19 @@
+"""kube-audit: Kubernetes API-server audit logging as a stack-config change.
+
+Config is read and validated in one place (components/settings.py) before any resource exists.
+"""
+
+import pulumi
+
+from components.audit_logging import AuditLogging
+from components.settings import SettingsError, load_settings
+
+try:
+    settings = load_settings()
+except SettingsError as error:
+    # A plain message naming the key beats a traceback; raising stops the run before any resource.
+    raise pulumi.RunError(f"invalid stack configuration:\n{error}") from None
+
+audit = AuditLogging("audit", settings)
+pulumi.export("enabled", settings.enabled)
+pulumi.export("masters", audit.masters)

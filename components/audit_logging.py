@@ -1,0 +1,66 @@
+"""The top-level component: policy file, then manifests one master at a time, then the log shipper."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs
+from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
+from components.node_program import NodeProgram, NodeProgramArgs, connection
+from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
+from components.settings import Settings
+
+
+class AuditLogging(pulumi.ComponentResource):
+    """Kubernetes API-server audit logging on every master of one cluster, on or off.
+
+    Order, and why:
+      1. the node program and the policy file reach every master (nothing restarts yet);
+      2. each master's manifest changes only after the previous master is ready again;
+      3. FluentBit is told to read the audit dir only after every apiserver writes there.
+    """
+
+    masters: pulumi.Output[dict[str, dict[str, object]]]
+    """Per master: auditEnabled, policyHash, hostLogPath and the node's report."""
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {"stack": settings.stack, "enabled": settings.enabled, "logMaxAge": settings.log.max_age,
+                 "logMaxBackup": settings.log.max_backup, "logMaxSize": settings.log.max_size}
+        super().__init__("kube-audit:index:AuditLogging", name, props, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        connections = {m.name: connection(m, settings) for m in settings.masters}
+        programs = {
+            m.name: NodeProgram(f"{name}-program-{m.name}",
+                                NodeProgramArgs(m, connections[m.name], settings.paths.node_program_dir), child)
+            for m in settings.masters
+        }
+        policy_file = None
+        if settings.enabled and settings.policy is not None:
+            policy_file = AuditPolicyFile(f"{name}-policy", AuditPolicyFileArgs(
+                masters=settings.masters, connections=connections, programs=programs, policy=settings.policy,
+                policy_dir=settings.paths.policy_dir, policy_file=settings.paths.policy_file), child)
+
+        state = settings.audit_state()
+        previous: list[pulumi.Resource] = []
+        outputs: dict[str, pulumi.Output[dict[str, object]]] = {}
+        for master in settings.masters:
+            after = previous + ([policy_file.writes[master.name]] if policy_file else [])
+            change = ApiServerAuditChange(f"{name}-apiserver-{master.name}", ApiServerAuditChangeArgs(
+                master=master, connection=connections[master.name], program=programs[master.name], state=state,
+                manifest=settings.paths.manifest, backup_dir=settings.paths.backup_dir, rollout=settings.rollout,
+                after=after), child)
+            previous = [change]
+            outputs[master.name] = change.report.apply(lambda report: {
+                "auditEnabled": state.enabled,
+                "policyHash": state.policy_hash,
+                "hostLogPath": settings.host_log_path if state.enabled else None,
+                "report": report,
+            })
+
+        if settings.insight_agent.enabled:
+            InsightAgentAuditCollection(f"{name}-insight-agent", InsightAgentArgs(
+                settings=settings.insight_agent, collect_kube_audit=settings.enabled),
+                pulumi.ResourceOptions(parent=self, depends_on=previous))
+
+        self.masters = pulumi.Output.all(**outputs)  # type: ignore[arg-type]
+        self.register_outputs({"masters": self.masters})

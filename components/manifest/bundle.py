@@ -1,0 +1,52 @@
+"""Pack the master-side program into one zipapp that a stock `python3` runs.
+
+Masters have python3 but not necessarily PyYAML, so the bundle carries the pure-Python `yaml`
+package (its optional C extension is left out; yaml falls back to pure Python by itself). The zip is
+byte-for-byte deterministic (fixed timestamps, sorted entries): its hash changes only when the code
+does, so Pulumi re-copies it only then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import yaml
+
+_COMPONENTS = Path(__file__).resolve().parent.parent
+# Only what node.py imports: the planner and the desired-state model. Nothing that imports pulumi.
+_OWN_FILES = ("__init__.py", "manifest/__init__.py", "manifest/desired.py", "manifest/planner.py", "manifest/node.py")
+_ENTRY = b"import sys\nfrom components.manifest.node import main\nsys.exit(main())\n"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _entries() -> list[tuple[str, bytes]]:
+    entries = [(f"components/{name}", (_COMPONENTS / name).read_bytes()) for name in _OWN_FILES]
+    yaml_dir = Path(yaml.__file__).resolve().parent
+    entries += [(f"yaml/{p.name}", p.read_bytes()) for p in sorted(yaml_dir.glob("*.py"))]
+    entries.append(("__main__.py", _ENTRY))
+    return sorted(entries)
+
+
+def build_bundle_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in _entries():
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return b"#!/usr/bin/env python3\n" + buffer.getvalue()
+
+
+def build_bundle(out_dir: Path) -> Path:
+    """Write the bundle into `out_dir` under a content-addressed name and return its path."""
+    data = build_bundle_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"kube-audit-node-{digest}.pyz"
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+    return path

@@ -1,0 +1,81 @@
+"""The thin SSH layer: how a master is reached, and the node program shipped to it.
+
+Every change on a master is made by the same tested Python (components/manifest/node.py), copied
+there as a zipapp and run with `python3`. This module only builds SSH connections and command lines.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components.manifest.bundle import build_bundle
+from components.settings import PROJECT_DIR, Master, Settings
+
+_BUILD_DIR = PROJECT_DIR / ".build"
+
+
+def connection(master: Master, settings: Settings) -> remote.ConnectionArgs:
+    """SSH connection for one master; the key is wrapped as a Pulumi secret before it leaves here.
+
+    With no key configured the provider falls back to the ssh-agent (SSH_AUTH_SOCK).
+    """
+    key = settings.ssh_private_key
+    passphrase = settings.ssh_private_key_passphrase
+    return remote.ConnectionArgs(
+        host=master.host,
+        port=float(master.port),
+        user=master.user,
+        host_key=master.host_key,
+        private_key=pulumi.Output.secret(key.get_secret_value()) if key else None,
+        private_key_password=pulumi.Output.secret(passphrase.get_secret_value()) if passphrase else None,
+        dial_error_limit=5,
+        per_dial_timeout=15,
+    )
+
+
+def python_command(program: str, *args: str) -> str:
+    """A shell line that runs the node program, failing clearly when the master has no python3."""
+    argv = " ".join(shlex.quote(a) for a in (program, *args))
+    return (
+        "command -v python3 >/dev/null 2>&1 || { echo 'kube-audit: python3 (3.9 or newer) is required on this "
+        "master and was not found in PATH' >&2; exit 127; }; exec python3 " + argv
+    )
+
+
+@dataclass(frozen=True)
+class NodeProgramArgs:
+    master: Master
+    """The master to copy the program to."""
+    connection: remote.ConnectionArgs
+    """How to reach it."""
+    remote_dir: str
+    """Directory on the master that holds the program (created if missing)."""
+
+
+class NodeProgram(pulumi.ComponentResource):
+    """Copies the node program (a content-addressed zipapp) to one master.
+
+    The file name carries the content hash, so a code change shows in preview as a new path in the
+    commands that use it, and an older program is never overwritten while it may still be running.
+    """
+
+    path: str
+    """Where the program lives on the master."""
+
+    def __init__(self, name: str, args: NodeProgramArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kube-audit:index:NodeProgram", name, {"master": args.master.name}, opts)
+        bundle = build_bundle(_BUILD_DIR)
+        self.path = posixpath.join(args.remote_dir, bundle.name)
+        self.copy = remote.CopyToRemote(
+            f"{name}-copy",
+            connection=args.connection,
+            source=pulumi.FileAsset(str(bundle)),
+            remote_path=self.path,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"path": self.path})

@@ -1,0 +1,176 @@
+"""YAML parsing with source positions, typed the way kube-apiserver reads the file.
+
+PyYAML's ``compose`` gives us a node tree where every node carries ``start_mark`` (0-based line and
+column). We keep that tree instead of ``safe_load``'s plain dicts so that every later check can
+point at the exact node it complains about.
+
+The apiserver does not read YAML with PyYAML: it converts YAML to JSON with sigs.k8s.io/yaml, which
+uses go-yaml v2 (YAML 1.1 rules). The two libraries disagree on some plain scalars (``y``/``n`` are
+booleans in go-yaml, ``1e3`` is a float there, ``2024-01-01`` stays a string there). Type checks
+must follow the apiserver, so :func:`scalar_kind` re-resolves plain scalars with go-yaml's rules
+instead of trusting PyYAML's tags.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .problems import PolicyError, Problem
+
+# Tag given to plain (unquoted, untagged) scalars so that we can resolve them ourselves later.
+PLAIN_TAG = "tag:kube-audit,2024:plain"
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+# go-yaml v2 resolve.go: the plain scalars it reads as booleans, nulls and special floats.
+_GO_BOOL = frozenset(
+    "y Y yes Yes YES true True TRUE on On ON n N no No NO false False FALSE off Off OFF".split()
+)
+_GO_NULL = frozenset(["", "~", "null", "Null", "NULL"])
+_GO_SPECIAL_FLOAT = frozenset(
+    ".nan .NaN .NAN .inf .Inf .INF +.inf +.Inf +.INF -.inf -.Inf -.INF".split()
+)
+_GO_YAML_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+# strconv.ParseInt(s, 0, 64) syntax (after go-yaml removed every "_").
+_GO_INT = re.compile(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
+_GO_BINARY = re.compile(r"^-?0b[01]+$")
+# go-yaml v2 recognises timestamps but hands them to interface{} targets as the original string.
+_GO_TIMESTAMP = re.compile(r"^\d{4}-\d\d?-\d\d?([Tt ].*)?$")
+
+
+class _PlainMarkingLoader(yaml.SafeLoader):
+    """SafeLoader that tags implicit plain scalars with PLAIN_TAG instead of resolving them."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is ScalarNode and implicit[0]:
+            return PLAIN_TAG
+        return super().resolve(kind, value, implicit)
+
+
+def go_plain_kind(value: str) -> str:
+    """Return how go-yaml v2 types a plain scalar: "null", "bool", "int", "float" or "str"."""
+    if value in _GO_NULL:
+        return "null"
+    if value in _GO_BOOL:
+        return "bool"
+    if value in _GO_SPECIAL_FLOAT:
+        return "float"
+    first = value[0]
+    if first in "+-0123456789":
+        if _GO_TIMESTAMP.match(value):
+            return "str"
+        plain = value.replace("_", "")
+        if _GO_INT.match(plain):
+            return "int"
+        if _GO_YAML_FLOAT.match(plain):
+            return "float"
+        if _GO_BINARY.match(plain):
+            return "int"
+        return "str"
+    if first == "." and _GO_YAML_FLOAT.match(value):
+        return "float"
+    return "str"
+
+
+def scalar_kind(node: ScalarNode) -> str:
+    """Type of a scalar node as the apiserver sees it: "null", "bool", "int", "float", "str"."""
+    if node.tag == PLAIN_TAG:
+        return go_plain_kind(node.value)
+    return {
+        _STR_TAG: "str",
+        _BOOL_TAG: "bool",
+        _INT_TAG: "int",
+        _FLOAT_TAG: "float",
+        _NULL_TAG: "null",
+    }.get(node.tag, "str" if node.tag == "!" else "tag " + node.tag)
+
+
+def is_null(node: Node) -> bool:
+    """True for an explicit or empty null (``key:``, ``key: ~``, ``key: null``)."""
+    return isinstance(node, ScalarNode) and scalar_kind(node) == "null"
+
+
+def position(node: Node) -> tuple[int, int]:
+    """1-based (line, column) of a node's first character."""
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def describe(node: Node) -> str:
+    """Short human name of a node's type for error messages."""
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    kind = scalar_kind(node)  # type: ignore[arg-type]
+    return {
+        "null": "null",
+        "bool": f"a boolean ({node.value!r})",
+        "int": f"a number ({node.value})",
+        "float": f"a number ({node.value})",
+        "str": "a string",
+    }.get(kind, kind)
+
+
+def compose(text: str, source: str) -> Node | None:
+    """Parse exactly one YAML document into a node tree; syntax errors raise PolicyError.
+
+    A second document is refused rather than ignored: go-yaml reads only the first one, so
+    anything after ``---`` would silently not be part of the policy.
+    """
+    try:
+        return yaml.compose(text, Loader=_PlainMarkingLoader)  # type: ignore[no-any-return]
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        message = " ".join(part for part in (err.context, err.problem) if part)
+        if "expected a single document" in message:
+            message = "more than one YAML document; an audit policy file holds exactly one"
+        raise PolicyError([Problem(source, line, col, f"YAML syntax error: {message}")]) from None
+    except yaml.YAMLError as err:  # reader errors (e.g. control characters) carry no mark
+        raise PolicyError([Problem(source, 1, 1, f"YAML error: {err}")]) from None
+
+
+def mapping_items(
+    node: MappingNode, source: str, problems: list[Problem]
+) -> list[tuple[str, ScalarNode, Node]]:
+    """The (key, key node, value node) pairs of a mapping; reports duplicate and odd keys.
+
+    Duplicate keys are refused: the apiserver keeps one of them (and only warns), so the other
+    one's content silently disappears from the policy.
+    """
+    seen: dict[str, ScalarNode] = {}
+    items: list[tuple[str, ScalarNode, Node]] = []
+    for key_node, value_node in node.value:
+        line, col = position(key_node)
+        if not isinstance(key_node, ScalarNode):
+            problems.append(Problem(source, line, col, "mapping keys must be plain strings"))
+            continue
+        if key_node.tag == PLAIN_TAG and key_node.value == "<<":
+            problems.append(
+                Problem(source, line, col, "YAML merge keys (<<) are not supported here")
+            )
+            continue
+        key = str(key_node.value)
+        if key in seen:
+            first_line, _ = position(seen[key])
+            problems.append(
+                Problem(
+                    source,
+                    line,
+                    col,
+                    f'duplicate key "{key}" (first at line {first_line}); the apiserver would '
+                    "keep only one of them",
+                )
+            )
+            continue
+        seen[key] = key_node
+        items.append((key, key_node, value_node))
+    return items

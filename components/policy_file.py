@@ -1,0 +1,61 @@
+"""The audit policy file on every master: validated text in, mode 0600, content hash out."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components.node_program import NodeProgram, python_command
+from components.settings import Master, PolicySource
+
+
+@dataclass(frozen=True)
+class AuditPolicyFileArgs:
+    masters: tuple[Master, ...]
+    """Every control-plane node; each gets the same file."""
+    connections: Mapping[str, remote.ConnectionArgs]
+    """Per master name, how to reach it."""
+    programs: Mapping[str, NodeProgram]
+    """Per master name, the node program that writes the file."""
+    policy: PolicySource
+    """The policy, already validated by settings (bad input never reaches a node)."""
+    policy_dir: str
+    policy_file: str
+
+
+class AuditPolicyFile(pulumi.ComponentResource):
+    """Writes the audit policy to every master, atomically and readable by root only.
+
+    The file is written before any manifest references it; the preview shows the policy text diff.
+    Destroying it removes the file only (never the audit logs), after the manifests stop using it.
+    """
+
+    policy_hash: str
+    """sha256 of the policy text; the manifest annotation that restarts the apiserver carries it."""
+    writes: dict[str, remote.Command]
+    """Per master name, the command that wrote the file (manifest changes depend on it)."""
+
+    def __init__(self, name: str, args: AuditPolicyFileArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        path = posixpath.join(args.policy_dir, args.policy_file)
+        props = {"policyText": args.policy.text, "policySource": args.policy.name,
+                 "policyHash": args.policy.sha256, "path": path}
+        super().__init__("kube-audit:index:AuditPolicyFile", name, props, opts)
+        self.policy_hash = args.policy.sha256
+        self.writes = {}
+        for master in args.masters:
+            program = args.programs[master.name].path
+            write = python_command(program, "write-file", "--path", path, "--mode", "0600")
+            self.writes[master.name] = remote.Command(
+                f"{name}-{master.name}",
+                connection=args.connections[master.name],
+                create=write,
+                update=write,
+                delete=python_command(program, "remove-file", "--path", path),
+                stdin=args.policy.text,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.programs[master.name]]),
+            )
+        self.register_outputs({"policyHash": self.policy_hash, "path": path})

@@ -1,0 +1,305 @@
+"""Stack config -> typed, validated settings. The only module that reads Pulumi config.
+
+Everything is checked here, before any resource is declared, so bad input changes nothing on any
+node. Every error names the config key (`kube-audit:log.maxAge`), and a bad policy file names its
+file, line and column. `parse_settings` is pure (it takes the raw config strings) and is what the
+tests drive; `load_settings` is the thin Pulumi-facing wrapper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from components.manifest.desired import (
+    DEFAULT_BACKUP_DIR,
+    DEFAULT_LOG_HOST_DIR,
+    DEFAULT_LOG_PATH,
+    DEFAULT_MANIFEST,
+    DEFAULT_POLICY_DIR,
+    DEFAULT_POLICY_FILE,
+    AuditState,
+)
+from components.policy import PolicyError, load_policy_file
+from components.policy.profiles import resolve_policy
+
+NAMESPACE = "kube-audit"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """Invalid stack configuration; the message names each offending key."""
+
+
+AbsPath = Annotated[str, Field(pattern=r"^/")]
+
+
+class _Strict(BaseModel):
+    # Strict: YAML `maxAge: "30"` is a typo waiting to happen, and unknown keys are refused because a
+    # misspelled optional key would otherwise silently fall back to its default.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Master(_Strict):
+    """One control-plane node reached over SSH."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63)]
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    user: Annotated[str, Field(min_length=1)] = "root"
+    host_key: str | None = Field(default=None, alias="hostKey")
+
+    @field_validator("host_key")
+    @classmethod
+    def _public_key_line(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(ssh|ecdsa|sk)-[\w@.-]+ [A-Za-z0-9+/=]+( .*)?$", value.strip()):
+            raise ValueError("must be an OpenSSH public host key line, e.g. 'ssh-ed25519 AAAA...'")
+        return value.strip() if value else value
+
+
+class LogSettings(_Strict):
+    """Where and how much the apiserver logs; defaults are the DCE guide's."""
+
+    path: AbsPath = DEFAULT_LOG_PATH
+    host_dir: AbsPath = Field(default=DEFAULT_LOG_HOST_DIR, alias="hostDir")
+    max_age: Annotated[int, Field(ge=0)] = Field(default=30, alias="maxAge")
+    max_backup: Annotated[int, Field(ge=0)] = Field(default=1, alias="maxBackup")
+    max_size: Annotated[int, Field(ge=0)] = Field(default=100, alias="maxSize")
+    format: Literal["json", "legacy"] | None = None
+    mode: Literal["blocking", "blocking-strict", "batch"] | None = None
+    compress: bool | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _file_in_a_dir(cls, value: str) -> str:
+        if value.endswith("/") or posixpath.dirname(value) == "/":
+            raise ValueError("must be a file inside a directory (the directory is mounted, not the file)")
+        return value
+
+
+class PathSettings(_Strict):
+    """Where things live on each master."""
+
+    policy_dir: AbsPath = Field(default=DEFAULT_POLICY_DIR, alias="policyDir")
+    policy_file: Annotated[str, Field(pattern=r"^[^/]+$")] = Field(default=DEFAULT_POLICY_FILE, alias="policyFile")
+    manifest: AbsPath = DEFAULT_MANIFEST
+    backup_dir: AbsPath = Field(default=DEFAULT_BACKUP_DIR, alias="backupDir")
+    node_program_dir: AbsPath = Field(default="/var/lib/kube-audit", alias="nodeProgramDir")
+
+    @model_validator(mode="after")
+    def _backups_outside_manifests(self) -> PathSettings:
+        manifests = posixpath.dirname(self.manifest.rstrip("/"))
+        backup = self.backup_dir.rstrip("/")
+        if backup == manifests or backup.startswith(manifests + "/"):
+            raise ValueError(
+                f"backupDir {self.backup_dir} is inside the manifests dir {manifests}: the kubelet runs every "
+                "non-dot file there, so a backup would start a second kube-apiserver"
+            )
+        return self
+
+
+class RolloutSettings(_Strict):
+    """How long each master may take; the next master starts only after this one is ready."""
+
+    restart_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=90, alias="restartTimeoutSeconds")
+    ready_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=180, alias="readyTimeoutSeconds")
+    readiness_url: str | None = Field(default=None, alias="readinessUrl")
+
+
+class InsightAgentSettings(_Strict):
+    """The insight-agent Helm release whose FluentBit ships the audit log."""
+
+    enabled: bool = True
+    namespace: str = "insight-system"
+    release: str = "insight-agent"
+    chart: str = "insight-agent"
+    repository: str | None = None
+    version: str | None = None
+    adopt: bool = True
+    collect_global_management_audit: bool = Field(default=True, alias="collectGlobalManagementAudit")
+    fluent_bit_daemon_set: str = Field(default="insight-agent-fluent-bit", alias="fluentBitDaemonSet")
+    skip_await: bool = Field(default=False, alias="skipAwait")
+    timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=300, alias="timeoutSeconds")
+
+
+class PolicySource(_Strict):
+    """The validated audit policy: its text is what lands on every master."""
+
+    name: str
+    path: str
+    text: str
+    sha256: str
+
+
+class Settings(_Strict):
+    """The whole stack, typed. Built once; passed down to the components."""
+
+    stack: str
+    enabled: bool
+    masters: tuple[Master, ...]
+    ssh_private_key: SecretStr | None
+    ssh_private_key_passphrase: SecretStr | None
+    policy: PolicySource | None
+    log: LogSettings
+    paths: PathSettings
+    rollout: RolloutSettings
+    insight_agent: InsightAgentSettings
+
+    def audit_state(self, enabled: bool | None = None) -> AuditState:
+        on = self.enabled if enabled is None else enabled
+        return AuditState(
+            enabled=on,
+            policy_dir=self.paths.policy_dir,
+            policy_file=self.paths.policy_file,
+            log_path=self.log.path,
+            log_host_dir=self.log.host_dir,
+            max_age=self.log.max_age,
+            max_backup=self.log.max_backup,
+            max_size=self.log.max_size,
+            log_format=self.log.format,
+            log_mode=self.log.mode,
+            log_compress=self.log.compress,
+            policy_hash=self.policy.sha256 if (on and self.policy) else None,
+        )
+
+    @property
+    def host_log_path(self) -> str:
+        return posixpath.join(self.log.host_dir, posixpath.basename(self.log.path))
+
+
+_KNOWN_KEYS = {
+    "enabled", "masters", "sshPrivateKey", "sshPrivateKeyPassphrase", "policy", "log", "paths", "rollout",
+    "insightAgent",
+}
+_SECRET_KEYS = {"sshPrivateKey", "sshPrivateKeyPassphrase"}
+
+
+def _key(*parts: Any) -> str:
+    head, *rest = parts
+    text = f"{NAMESPACE}:{head}"
+    for part in rest:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def _json(raw: Mapping[str, str], name: str, expect: type) -> Any:
+    try:
+        value = json.loads(raw[name])
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{_key(name)}: not a valid {expect.__name__} ({exc.msg})") from exc
+    if not isinstance(value, expect):
+        raise SettingsError(f"{_key(name)}: expected a {'list' if expect is list else 'mapping'}")
+    return value
+
+
+def _bool(raw: Mapping[str, str], name: str, default: bool) -> bool:
+    if name not in raw:
+        return default
+    value = raw[name].strip().lower()
+    if value not in ("true", "false"):
+        raise SettingsError(f"{_key(name)}: expected true or false, got {raw[name]!r}")
+    return value == "true"
+
+
+def _model(model: type[BaseModel], data: Any, *key: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{_key(*key, *err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise SettingsError("\n".join(lines)) from None
+
+
+def _masters(raw: Mapping[str, str]) -> tuple[Master, ...]:
+    if "masters" not in raw:
+        raise SettingsError(f"{_key('masters')}: required (a list of {{name, host, port?, user?, hostKey?}})")
+    items = _json(raw, "masters", list)
+    if not items:
+        raise SettingsError(f"{_key('masters')}: the list is empty; name at least one control-plane node")
+    masters = tuple(_model(Master, item, "masters", i) for i, item in enumerate(items))
+    for attr in ("name", "host"):
+        seen: dict[str, int] = {}
+        for i, master in enumerate(masters):
+            value = getattr(master, attr)
+            if value in seen:
+                raise SettingsError(f"{_key('masters', i, attr)}: {value!r} duplicates masters[{seen[value]}]")
+            seen[value] = i
+    return masters
+
+
+def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
+    name = raw.get("policy", "dce-default")
+    try:
+        path = resolve_policy(name, base_dir)
+    except ValueError as exc:
+        raise SettingsError(f"{_key('policy')}: {exc}") from exc
+    try:
+        policy = load_policy_file(path)
+    except PolicyError as exc:
+        raise SettingsError(f"{_key('policy')}: {name} is not a valid audit policy:\n{exc}") from exc
+    text = policy.text
+    return PolicySource(name=name, path=str(path), text=text, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def parse_settings(
+    raw: Mapping[str, str], secret_keys: set[str], stack: str, base_dir: Path = PROJECT_DIR
+) -> Settings:
+    """Validate raw config (key without namespace -> string, objects as JSON) into Settings."""
+    unknown = sorted(set(raw) - _KNOWN_KEYS)
+    if unknown:
+        raise SettingsError(
+            "\n".join(f"{_key(k)}: unknown key (known: {', '.join(sorted(_KNOWN_KEYS))})" for k in unknown)
+        )
+    for name in _SECRET_KEYS & set(raw):
+        if name not in secret_keys:
+            raise SettingsError(
+                f"{_key(name)}: must be a secret; set it with `pulumi config set --secret {_key(name)} < FILE`"
+            )
+    enabled = _bool(raw, "enabled", True)
+    masters = _masters(raw)
+    objects = {
+        name: _model(model, _json(raw, name, dict) if name in raw else {}, name)
+        for name, model in (("log", LogSettings), ("paths", PathSettings), ("rollout", RolloutSettings),
+                            ("insightAgent", InsightAgentSettings))
+    }
+    key = raw.get("sshPrivateKey")
+    passphrase = raw.get("sshPrivateKeyPassphrase")
+    if passphrase is not None and key is None:
+        raise SettingsError(f"{_key('sshPrivateKeyPassphrase')}: set, but {_key('sshPrivateKey')} is not")
+    if key is not None and "PRIVATE KEY" not in key:
+        # The message must not echo the value: it is a secret even when it is malformed.
+        raise SettingsError(f"{_key('sshPrivateKey')}: not a PEM/OpenSSH private key (no 'PRIVATE KEY' header)")
+    return Settings(
+        stack=stack,
+        enabled=enabled,
+        masters=masters,
+        ssh_private_key=SecretStr(key) if key is not None else None,
+        ssh_private_key_passphrase=SecretStr(passphrase) if passphrase is not None else None,
+        policy=_policy(raw, base_dir) if enabled else None,
+        log=objects["log"],
+        paths=objects["paths"],
+        rollout=objects["rollout"],
+        insight_agent=objects["insightAgent"],
+    )
+
+
+def load_settings() -> Settings:
+    """Read this stack's `kube-audit:*` config through the Pulumi runtime and validate it."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{NAMESPACE}:"
+    # The language host hands config over in-process (CONFIG); older paths use the environment.
+    everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    raw = {k[len(prefix):]: str(v) for k, v in everything.items() if k.startswith(prefix)}
+    secret_names = set(runtime_config.get_config_secret_keys_env()) | {
+        k for k in everything if runtime_config.is_config_secret(k)
+    }
+    secret = {k[len(prefix):] for k in secret_names if k.startswith(prefix)}
+    return parse_settings(raw, secret, pulumi.get_stack())
