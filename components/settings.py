@@ -44,7 +44,7 @@ AbsPath = Annotated[str, Field(pattern=r"^/")]
 class _Strict(BaseModel):
     # Strict: YAML `maxAge: "30"` is a typo waiting to happen, and unknown keys are refused because a
     # misspelled optional key would otherwise silently fall back to its default.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class Master(_Strict):

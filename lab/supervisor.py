@@ -204,6 +204,15 @@ def prepare_host_paths(mounts: list) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _ns_of_parent(kind: str) -> str:
+    for pid in (1, os.getppid()):
+        try:
+            return os.readlink(f"/proc/{pid}/ns/{kind}")
+        except OSError:
+            continue
+    raise SystemExit(f"supervisor: cannot read the outer {kind} namespace; pass --outer-ns {kind}=...")
+
+
 class Host:
     def __init__(self, args: argparse.Namespace) -> None:
         self.a = args
@@ -254,7 +263,12 @@ class Host:
 
     # -- setup -------------------------------------------------------------------------------
     def setup_namespaces(self) -> None:
-        if os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt"):
+        # Safety: never bind over the machine's own /etc/kubernetes. The caller passes the
+        # namespaces it runs in (the machine's); ours must differ.
+        outer = dict(x.split("=", 1) for x in self.a.outer_ns)
+        for kind in ("mnt", "uts"):
+            outer.setdefault(kind, _ns_of_parent(kind))
+        if os.readlink("/proc/self/ns/mnt") == outer["mnt"]:
             sys.exit("supervisor: refusing to bind-mount in the machine's mount namespace")
         for spec in self.a.bind:
             src, dst = spec.split(":", 1)
@@ -263,7 +277,7 @@ class Host:
                 sys.exit(f"supervisor: bind target {dst} does not exist")
             subprocess.run(["mount", "--bind", src, dst], check=True)
         if self.a.hostname:
-            if os.readlink("/proc/self/ns/uts") == os.readlink("/proc/1/ns/uts"):
+            if os.readlink("/proc/self/ns/uts") == outer["uts"]:
                 sys.exit("supervisor: refusing to set the hostname in the machine's UTS namespace")
             subprocess.run(["hostname", self.a.hostname], check=True)
 
@@ -501,6 +515,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--hostname", default="")
     p.add_argument("--bind", action="append", default=[], metavar="SRC:DST")
+    p.add_argument("--outer-ns", action="append", default=[], metavar="KIND=NS",
+                   help="the machine's namespaces (readlink /proc/self/ns/KIND of the caller)")
     p.add_argument("--manifests", default="/etc/kubernetes/manifests")
     p.add_argument("--apiserver-bin", required=True)
     p.add_argument("--rootfs", required=True)

@@ -133,9 +133,27 @@ def compose(text: str, source: str) -> Node | None:
         message = " ".join(part for part in (err.context, err.problem) if part)
         if "expected a single document" in message:
             message = "more than one YAML document; an audit policy file holds exactly one"
+        first = err.context_mark.line if err.context_mark is not None else line - 1
+        message += _dash_hint(text, first, line)
         raise PolicyError([Problem(source, line, col, f"YAML syntax error: {message}")]) from None
     except yaml.YAMLError as err:  # reader errors (e.g. control characters) carry no mark
         raise PolicyError([Problem(source, 1, 1, f"YAML error: {err}")]) from None
+
+
+_DASH_NO_SPACE = re.compile(r"^\s*-[A-Za-z_\"']")
+
+
+def _dash_hint(text: str, first: int, last: int) -> str:
+    """Point at "-key:" lines near a syntax error: the classic missing space after a list dash."""
+    lines = text.splitlines()
+    for index in range(max(0, first), min(last, len(lines))):
+        if _DASH_NO_SPACE.match(lines[index]):
+            item = lines[index].strip()
+            return (
+                f' (line {index + 1}: "{item}" is not a list item; a "-" needs a space after it:'
+                f' "- {item[1:]}")'
+            )
+    return ""
 
 
 def mapping_items(

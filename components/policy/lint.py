@@ -1,0 +1,326 @@
+"""Lint: mistakes kube-apiserver accepts silently, with stable codes.
+
+Each check is a small function ``(policy, analysis) -> list[Finding]``; ``CHECKS`` lists them and
+README.md documents every code. Only ``sensitive-body-logged`` is an error: it writes secrets into
+the log. The rest are warnings that usually mean the policy does not do what its author meant.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from .analysis import (
+    OTHER_NAME,
+    OTHER_NAMESPACE,
+    OTHER_USER,
+    Analysis,
+)
+from .builtins import (
+    BUILTIN,
+    NON_RESOURCE_VERBS,
+    PRIVILEGED_GROUPS,
+    PRIVILEGED_USERS,
+    REMOVED_GROUPS,
+    RESOURCE_VERBS,
+    WRITE_VERBS,
+    resources_in_other_groups,
+)
+from .evaluator import Request
+from .model import GroupResources, Policy, PolicyRule
+
+Severity = Literal["error", "warning"]
+KNOWN_VERBS = frozenset(RESOURCE_VERBS) | frozenset(NON_RESOURCE_VERBS)
+BODY_LEVELS = ("Request", "RequestResponse")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint result; ``rule`` is the 0-based rule index, or None for the whole policy."""
+
+    rule: int | None
+    code: str
+    severity: Severity
+    message: str
+
+
+def _warn(rule: int | None, code: str, message: str) -> Finding:
+    return Finding(rule, code, "warning", message)
+
+
+def _at(policy: Policy, index: int) -> str:
+    line = policy.rules[index].line
+    return f"rule {index} (line {line})" if line else f"rule {index}"
+
+
+# -- per rule -----------------------------------------------------------------------------------
+
+
+def check_shadowed(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """shadowed-rule: an earlier rule already matches everything this rule could match."""
+    findings = []
+    for index in range(len(policy.rules)):
+        earlier = analysis.shadowing_rule(index)
+        if earlier is not None:
+            findings.append(
+                _warn(
+                    index,
+                    "shadowed-rule",
+                    f"never applies: every request it matches is matched first by "
+                    f"{_at(policy, earlier)} at level {policy.rules[earlier].level} "
+                    "(first match wins; move it above that rule or narrow that rule)",
+                )
+            )
+    return findings
+
+
+def _never_reason(rule: PolicyRule) -> str:
+    """Why a rule with an empty request set is empty, in the commonest cases."""
+    verbs = set(rule.verbs)
+    if verbs and not verbs & KNOWN_VERBS:
+        return (
+            f"its verbs {sorted(verbs)} are not verbs the apiserver uses (they are lower-case: "
+            f"{', '.join(RESOURCE_VERBS)}; non-resource URLs use the HTTP method)"
+        )
+    if all(gr.resource_names for gr in rule.resources) and rule.resources and verbs:
+        return (
+            f"resourceNames compares with the name in the URL, and {sorted(verbs)} requests "
+            "carry none here (deletecollection never has one; create only on a subresource)"
+        )
+    if rule.resources and all(
+        all(_dead_entry(r) for r in gr.resources) and gr.resources for gr in rule.resources
+    ):
+        return "none of its resources entries can match a request (e.g. '*/*' matches nothing)"
+    return "no request can satisfy all of its conditions together"
+
+
+def _dead_entry(entry: str) -> bool:
+    return entry == "*/*" or entry.count("/") > 1 or entry in ("", "/")
+
+
+def check_never_matches(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """never-matches: the rule's conditions exclude every possible request."""
+    return [
+        _warn(index, "never-matches", f"matches no request: {_never_reason(rule)}")
+        for index, (rule, rule_set) in enumerate(zip(policy.rules, analysis.sets))
+        if rule_set.empty
+    ]
+
+
+def check_unknown_verbs(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """unknown-verb: some (not all) verbs are not verbs the apiserver produces."""
+    findings = []
+    for index, rule in enumerate(policy.rules):
+        unknown = sorted(set(rule.verbs) - KNOWN_VERBS)
+        if unknown and not analysis.sets[index].empty:
+            findings.append(
+                _warn(
+                    index,
+                    "unknown-verb",
+                    f"verbs {unknown} never occur (verbs are lower-case: "
+                    f"{', '.join(RESOURCE_VERBS)}; or an HTTP method for non-resource URLs)",
+                )
+            )
+    return findings
+
+
+def _judge_entry(group: str, entry: str) -> tuple[str, str] | None:
+    """(code, message) when ``entry`` is not something a known built-in group serves."""
+    table = BUILTIN[group]
+    label = "the core group" if group == "" else group
+    resource, _, sub = entry.partition("/")
+    if resource == "*":
+        if sub and sub != "*" and not any(sub in subs for subs in table.values()):
+            return "unknown-resource", f'no resource in {label} has a subresource "{sub}"'
+        return None
+    if resource not in table:
+        elsewhere = [g or "core" for g in resources_in_other_groups(resource)]
+        if elsewhere:
+            return "wrong-group", (
+                f'"{resource}" is not served by {label} but by {", ".join(elsewhere)}: '
+                "this entry matches nothing (the group must match exactly)"
+            )
+        close = difflib.get_close_matches(resource.replace(" ", ""), list(table), n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        return "unknown-resource", f'{label} has no resource "{resource}"{hint}'
+    if sub and sub != "*" and sub not in table[resource]:
+        close = difflib.get_close_matches(sub, sorted(table[resource]), n=1)
+        hint = f' (did you mean "{resource}/{close[0]}"?)' if close else ""
+        return "unknown-resource", f'"{resource}" has no subresource "{sub}"{hint}'
+    return None
+
+
+def _judge_group(gr: GroupResources) -> list[tuple[str, str]]:
+    results = []
+    if gr.group in REMOVED_GROUPS:
+        results.append(
+            (
+                "removed-group",
+                f'API group "{gr.group}" is not served since Kubernetes '
+                f"{REMOVED_GROUPS[gr.group]}: this entry matches nothing on current clusters",
+            )
+        )
+    for entry in gr.resources:
+        if _dead_entry(entry):
+            fix = " (use '*' for every resource and subresource)" if entry == "*/*" else ""
+            results.append(("unknown-resource", f'"{entry}" matches no request{fix}'))
+        elif gr.group in BUILTIN:
+            judged = _judge_entry(gr.group, entry)
+            if judged:
+                results.append(judged)
+    return results
+
+
+def check_resources(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """unknown-resource, wrong-group, removed-group, wildcard-group: per resources entry."""
+    findings = []
+    for index, rule in enumerate(policy.rules):
+        for gr in rule.resources:
+            for code, message in _judge_group(gr):
+                findings.append(_warn(index, code, message))
+            if gr.group == "*":
+                findings.append(
+                    _warn(
+                        index,
+                        "wildcard-group",
+                        'group "*" is accepted only by kube-apiserver 1.36 and later; older '
+                        "apiservers refuse to start with this policy",
+                    )
+                )
+    return findings
+
+
+def _describe(request: Request) -> str:
+    """A readable example request built from analysis representatives."""
+    what = request.resource + (f"/{request.subresource}" if request.subresource else "")
+    group = f" ({request.api_group})" if request.api_group else ""
+    parts = [f"{request.verb} {what}{group}"]
+    if request.name and request.name != OTHER_NAME:
+        parts.append(f'named "{request.name}"')
+    if request.namespace == "":
+        parts.append("cluster-wide")
+    elif request.namespace != OTHER_NAMESPACE:
+        parts.append(f'in namespace "{request.namespace}"')
+    parts.append("by any user" if request.user == OTHER_USER else f'by user "{request.user}"')
+    return " ".join(parts)
+
+
+def check_sensitive(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """sensitive-body-logged: a request to a secret-bearing resource first matches a body level."""
+    examples: dict[int, Request] = {}
+    compiled = policy.compiled
+    for request in analysis.sensitive_requests():
+        decision = compiled.evaluate(request)
+        if decision.rule is not None and decision.level in BODY_LEVELS:
+            examples.setdefault(decision.rule, request)
+    return [
+        Finding(
+            index,
+            "sensitive-body-logged",
+            "error",
+            f"logs bodies of sensitive requests at {policy.rules[index].level}: e.g. "
+            f"{_describe(request)} matches this rule first. Secrets, configmaps, "
+            "serviceaccounts/token and tokenreviews carry credentials; put a Metadata rule for "
+            "them above this one",
+        )
+        for index, request in sorted(examples.items())
+    ]
+
+
+def check_privileged_dropped(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """privileged-dropped: a None rule that names a cluster-admin identity and covers writes."""
+    findings = []
+    for index, rule in enumerate(policy.rules):
+        if rule.level != "None":
+            continue
+        who = sorted(set(rule.users) & PRIVILEGED_USERS) + sorted(
+            set(rule.user_groups) & PRIVILEGED_GROUPS
+        )
+        writes = not rule.verbs or bool(set(rule.verbs) & WRITE_VERBS)
+        if who and writes and not analysis.sets[index].empty:
+            findings.append(
+                _warn(
+                    index,
+                    "privileged-dropped",
+                    f"drops the writes of cluster-admin identities {who} (level None): the "
+                    "changes that matter most leave no audit trail; restrict it to read verbs",
+                )
+            )
+    return findings
+
+
+def check_non_resource_body(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """body-level-non-resource: Request/RequestResponse on non-resource URLs logs no body."""
+    return [
+        _warn(
+            index,
+            "body-level-non-resource",
+            f"level {rule.level} on non-resource URLs: the apiserver never logs bodies for them, "
+            "so this is Metadata; say Metadata",
+        )
+        for index, rule in enumerate(policy.rules)
+        if rule.level in BODY_LEVELS and rule.applies_to_non_resources
+    ]
+
+
+def check_catch_all(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """no-catch-all: some requests match no rule and are silently not audited."""
+    for rule in policy.rules:
+        if not (rule.users or rule.user_groups or rule.verbs or rule.namespaces):
+            if not (rule.resources or rule.non_resource_urls):
+                return []
+    return [
+        _warn(
+            None,
+            "no-catch-all",
+            "no rule matches every request, so whatever no rule names is not audited at all; "
+            "end the policy with a catch-all such as '- level: Metadata'",
+        )
+    ]
+
+
+def check_request_received(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """request-received-kept: RequestReceived events double the log for little information."""
+    if "RequestReceived" in policy.omit_stages:
+        return []
+    kept = [
+        i
+        for i, rule in enumerate(policy.rules)
+        if rule.level != "None" and "RequestReceived" not in rule.omit_stages
+    ]
+    if not kept:
+        return []
+    shown = ", ".join(map(str, kept[:8])) + (", ..." if len(kept) > 8 else "")
+    return [
+        _warn(
+            None,
+            "request-received-kept",
+            f"stage RequestReceived is not omitted (rules {shown}): every request is logged "
+            "twice; add 'omitStages: [RequestReceived]' at the top of the policy",
+        )
+    ]
+
+
+CHECKS: tuple[Callable[[Policy, Analysis], list[Finding]], ...] = (
+    check_sensitive,
+    check_shadowed,
+    check_never_matches,
+    check_unknown_verbs,
+    check_resources,
+    check_privileged_dropped,
+    check_non_resource_body,
+    check_catch_all,
+    check_request_received,
+)
+
+
+def lint(policy: Policy) -> list[Finding]:
+    """All findings, whole-policy ones first, then by rule index; errors before warnings."""
+    analysis = Analysis(policy)
+    findings = [finding for check in CHECKS for finding in check(policy, analysis)]
+    return sorted(
+        findings,
+        key=lambda f: (-1 if f.rule is None else f.rule, f.severity != "error", f.code),
+    )

@@ -1,0 +1,3 @@
+module kubeaudit.lab/fakeapiserver
+
+go 1.22

@@ -1,0 +1,454 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # build functions are called indirectly: unit NAME PIN FUNCTION
+# Build the lab toolchain (pulumi CLI + Python language host, Pulumi resource providers,
+# kube-apiserver, etcd/etcdctl, helm) from PINNED Go module versions fetched through the Go
+# module proxy, into a cache OUTSIDE the repo:
+#
+#     ${KUBE_AUDIT_CACHE:-$HOME/.cache/kube-audit}/toolchain/bin/
+#
+# Pins live in scripts/toolchain.env (with where each came from). Each binary has a stamp file
+# holding its pin string; a binary is rebuilt only when its pin changes or it is missing, so a
+# second run takes seconds. Wrapper Go modules, logs and stamps live next to bin/ in the cache.
+#
+# Usage:
+#   scripts/toolchain.sh              build what is missing/stale, then print bin dir + versions
+#   scripts/toolchain.sh --print-bin  print the bin dir path only (no build, no checks)
+#
+# Environment: KUBE_AUDIT_CACHE (cache root), GOTOOLCHAIN (default: local, i.e. the machine's Go).
+#
+# Running pulumi with this toolchain (see the end of the output): put the bin dir on PATH, and,
+# because the Python language host is the one from sdk/v3 v3.68.0 (see toolchain.env), also put
+# the project's virtualenv bin/ first on PATH (or export PULUMI_PYTHON_CMD=<venv>/bin/python).
+# Offline use also wants PULUMI_SKIP_UPDATE_CHECK=true and
+# PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true.
+set -euo pipefail
+set -E
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE_ROOT="${KUBE_AUDIT_CACHE:-$HOME/.cache/kube-audit}/toolchain"
+BIN="$CACHE_ROOT/bin"
+
+usage() {
+    sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+case "${1:-}" in
+    --print-bin) printf '%s\n' "$BIN"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
+    "") ;;
+    *) echo "toolchain.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
+esac
+
+STAMPS="$CACHE_ROOT/stamps"
+WORK="$CACHE_ROOT/work"
+LOGS="$CACHE_ROOT/logs"
+
+CURRENT_STEP="setup"
+CURRENT_LOG=""
+
+log() { printf '[toolchain %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+fail() {
+    printf '\n[toolchain] FAILED in step "%s": %s\n' "$CURRENT_STEP" "$*" >&2
+    if [[ -n "$CURRENT_LOG" && -s "$CURRENT_LOG" ]]; then
+        printf '[toolchain] last lines of %s:\n' "$CURRENT_LOG" >&2
+        tail -n 40 "$CURRENT_LOG" | sed 's/^/    /' >&2
+    fi
+    exit 1
+}
+on_err() { fail "command failed (exit $1): $2"; }
+trap 'on_err $? "$BASH_COMMAND"' ERR
+
+# Run a command with its output appended to the current step's log.
+run() {
+    printf '+ %s\n' "$*" >>"$CURRENT_LOG"
+    "$@" >>"$CURRENT_LOG" 2>&1
+}
+
+# shellcheck source=toolchain.env
+source "$SCRIPT_DIR/toolchain.env"
+
+for tool in go python3 flock; do
+    command -v "$tool" >/dev/null || fail "required tool not found on PATH: $tool"
+done
+
+mkdir -p "$BIN" "$STAMPS" "$WORK" "$LOGS"
+
+# One build at a time per cache (other scripts may call this concurrently).
+exec 9>"$CACHE_ROOT/.lock"
+if ! flock -n 9; then
+    log "another toolchain.sh holds $CACHE_ROOT/.lock; waiting"
+    flock 9
+fi
+
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+export GOFLAGS="-trimpath -buildvcs=false -mod=mod"
+export CGO_ENABLED=0
+export GO111MODULE=on
+unset GOOS GOARCH GOWORK || true
+export GOWORK=off
+GO_LANG="$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')"
+BUILD_FLAGS=(-p 2 -trimpath)
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+# Directory of a module version in the module cache (downloads it if needed).
+mod_dir() {
+    local json
+    json="$(cd "$WORK" && go mod download -json "$1")" || fail "go mod download $1 failed (is this version served by the proxy?)"
+    printf '%s\n' "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error","no Dir")))'
+}
+
+# Path of a module version's go.mod file in the module cache.
+mod_gomod() {
+    local json
+    json="$(cd "$WORK" && go mod download -json "$1")" || fail "go mod download $1 failed (is this version served by the proxy?)"
+    printf '%s\n' "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error","no GoMod")))'
+}
+
+# Commit time of a module version (RFC 3339), from the proxy's .info.
+mod_time() {
+    (cd "$WORK" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "$1")
+}
+
+# replace_lines GOMOD KIND: print the replace directives of GOMOD as "old|old_ver|new|new_ver".
+# KIND=remote: only module => module@version ones (those a wrapper must copy);
+# KIND=local: only module => ./path ones (those a wrapper must resolve itself).
+replace_lines() {
+    go mod edit -json "$1" | python3 -c '
+import json, sys
+kind = sys.argv[1]
+for r in json.load(sys.stdin).get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    local = not new.get("Version")
+    if (kind == "local") == local:
+        print("|".join([old["Path"], old.get("Version", ""), new["Path"], new.get("Version", "")]))
+' "$2"
+}
+
+# new_wrapper DIR MODULE_NAME: a fresh, empty wrapper module.
+new_wrapper() {
+    rm -rf "$1"
+    mkdir -p "$1"
+    printf 'module %s\n\ngo %s\n' "$2" "$GO_LANG" >"$1/go.mod"
+}
+
+# copy_remote_replaces SRC_GOMOD WRAPPER_DIR: copy module=>module@version replaces.
+copy_remote_replaces() {
+    local old oldv new newv
+    while IFS='|' read -r old oldv new newv; do
+        [[ -n "$old" ]] || continue
+        log "  replace $old${oldv:+@$oldv} => $new@$newv (copied from $(basename "$(dirname "$1")")/$(basename "$1"))"
+        (cd "$2" && run go mod edit -replace="$old${oldv:+@$oldv}=$new@$newv")
+    done < <(replace_lines "$1" remote)
+}
+
+# write_tools DIR PKG...: tools.go blank-importing the main packages, so `go mod tidy` resolves them.
+write_tools() {
+    local dir=$1 pkg
+    shift
+    {
+        printf '//go:build tools\n\npackage tools\n\nimport (\n'
+        for pkg in "$@"; do printf '\t_ "%s"\n' "$pkg"; done
+        printf ')\n'
+    } >"$dir/tools.go"
+}
+
+# tidy DIR: go mod tidy, refusing to resolve any import to "latest" (that would be unpinned).
+tidy() {
+    local before
+    before=$(wc -l <"$CURRENT_LOG")
+    (cd "$1" && run go mod tidy)
+    if tail -n +"$((before + 1))" "$CURRENT_LOG" | grep -q 'finding module for package'; then
+        fail "go mod tidy in $1 had to look up a module at latest (unpinned); see $CURRENT_LOG"
+    fi
+}
+
+# gobuild DIR OUT_NAME PKG LDFLAGS: build PKG inside wrapper DIR into $BIN/OUT_NAME (atomically).
+gobuild() {
+    local dir=$1 out=$2 pkg=$3 ldflags=$4
+    (cd "$dir" && run go build "${BUILD_FLAGS[@]}" -ldflags "-s -w $ldflags" -o "$BIN/.$out.tmp" "$pkg")
+    mv -f "$BIN/.$out.tmp" "$BIN/$out"
+}
+
+declare -A ELAPSED=() STATE=() PIN=()
+ORDER=()
+
+# unit NAME PIN FUNCTION: (re)build binary NAME with FUNCTION unless its stamp holds PIN.
+unit() {
+    local name=$1 pin=$2 fn=$3 t0 t1
+    CURRENT_STEP=$name
+    CURRENT_LOG="$LOGS/$name.log"
+    ORDER+=("$name")
+    PIN[$name]=$pin
+    t0=$(date +%s%3N)
+    if [[ -x "$BIN/$name" && -f "$STAMPS/$name" && "$(cat "$STAMPS/$name")" == "$pin" ]]; then
+        STATE[$name]=cached
+        log "$name: up to date [$pin]"
+    else
+        log "$name: building [$pin] (log: $CURRENT_LOG)"
+        rm -f "$STAMPS/$name"
+        : >"$CURRENT_LOG"
+        "$fn"
+        [[ -x "$BIN/$name" ]] || fail "$fn did not produce $BIN/$name"
+        printf '%s\n' "$pin" >"$STAMPS/$name"
+        STATE[$name]=built
+    fi
+    t1=$(date +%s%3N)
+    ELAPSED[$name]=$(((t1 - t0) / 1000)).$(printf '%01d' $((((t1 - t0) % 1000) / 100)))
+    [[ ${STATE[$name]} == cached ]] || log "$name: built in ${ELAPSED[$name]}s"
+    CURRENT_LOG=""
+}
+
+# skip NAME REASON: a binary that cannot be built with the current pins.
+skip() {
+    ORDER+=("$1")
+    STATE[$1]="UNAVAILABLE"
+    ELAPSED[$1]=0
+    PIN[$1]="$2"
+    log "WARNING: $1: NOT BUILT: $2"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. pulumi CLI
+
+PULUMI_PKG=github.com/pulumi/pulumi/pkg/v3
+PULUMI_SDK=github.com/pulumi/pulumi/sdk/v3
+
+build_pulumi() {
+    local w="$WORK/pulumi-cli"
+    new_wrapper "$w" kube-audit.local/toolchain/pulumi-cli
+    # pkg/v3 replaces sdk/v3 => ../sdk: require sdk/v3 at the same version instead.
+    (cd "$w" && run go get "$PULUMI_PKG@$PULUMI_CLI_VERSION" "$PULUMI_SDK@$PULUMI_CLI_VERSION")
+    copy_remote_replaces "$(mod_gomod "$PULUMI_PKG@$PULUMI_CLI_VERSION")" "$w"
+    write_tools "$w" "$PULUMI_PKG/cmd/pulumi"
+    tidy "$w"
+    # Without version.Version, `pulumi version` is empty and the automation API refuses the CLI.
+    gobuild "$w" pulumi "$PULUMI_PKG/cmd/pulumi" \
+        "-X $PULUMI_SDK/go/common/version.Version=$PULUMI_CLI_VERSION"
+}
+unit pulumi "$PULUMI_PKG@$PULUMI_CLI_VERSION recipe=$TOOLCHAIN_RECIPE" build_pulumi
+
+# 1b. Python language host (from sdk/v3 at PULUMI_LANGHOST_SDK_VERSION, see toolchain.env)
+
+build_pulumi_language_python() {
+    local w="$WORK/pulumi-language-python"
+    new_wrapper "$w" kube-audit.local/toolchain/pulumi-language-python
+    (cd "$w" && run go get "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION")
+    copy_remote_replaces "$(mod_gomod "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION")" "$w"
+    write_tools "$w" "$PULUMI_SDK/python/cmd/pulumi-language-python"
+    tidy "$w"
+    gobuild "$w" pulumi-language-python "$PULUMI_SDK/python/cmd/pulumi-language-python" \
+        "-X $PULUMI_SDK/go/common/version.Version=$PULUMI_LANGHOST_SDK_VERSION"
+}
+unit pulumi-language-python "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION recipe=$TOOLCHAIN_RECIPE" \
+    build_pulumi_language_python
+
+# 1c. Scripts shipped in sdk/v3 at the Python SDK's version.
+
+copy_sdk_file() { # RELATIVE_PATH NAME
+    local dir
+    dir="$(mod_dir "$PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION")"
+    [[ -f "$dir/$1" ]] || fail "$1 not found in $PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION"
+    install -m 0755 "$dir/$1" "$BIN/.$2.tmp"
+    mv -f "$BIN/.$2.tmp" "$BIN/$2"
+}
+build_pulumi_language_python_exec() { copy_sdk_file python/cmd/pulumi-language-python-exec pulumi-language-python-exec; }
+build_pulumi_resource_pulumi_python() { copy_sdk_file python/dist/pulumi-resource-pulumi-python pulumi-resource-pulumi-python; }
+unit pulumi-language-python-exec "$PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION:python/cmd recipe=$TOOLCHAIN_RECIPE" \
+    build_pulumi_language_python_exec
+unit pulumi-resource-pulumi-python "$PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION:python/dist recipe=$TOOLCHAIN_RECIPE" \
+    build_pulumi_resource_pulumi_python
+
+# ---------------------------------------------------------------------------------------------
+# 2. pulumi-resource-command
+
+CMD_PROV=github.com/pulumi/pulumi-command/provider
+build_pulumi_resource_command() {
+    local w="$WORK/pulumi-command"
+    new_wrapper "$w" kube-audit.local/toolchain/pulumi-command
+    (cd "$w" && run go get "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION")
+    copy_remote_replaces "$(mod_gomod "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION")" "$w"
+    write_tools "$w" "$CMD_PROV/cmd/pulumi-resource-command"
+    tidy "$w"
+    gobuild "$w" pulumi-resource-command "$CMD_PROV/cmd/pulumi-resource-command" \
+        "-X $CMD_PROV/pkg/version.Version=$PULUMI_COMMAND_PLUGIN_VERSION"
+}
+if [[ -n "$PULUMI_COMMAND_PROVIDER_MODULE_VERSION" ]]; then
+    unit pulumi-resource-command \
+        "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION as $PULUMI_COMMAND_PLUGIN_VERSION recipe=$TOOLCHAIN_RECIPE" \
+        build_pulumi_resource_command
+else
+    skip pulumi-resource-command "$CMD_PROV is not served by the Go module proxy (nor its dependency github.com/pulumi/pulumi-go-provider); PULUMI_COMMAND_PROVIDER_MODULE_VERSION is empty in toolchain.env"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. pulumi-resource-kubernetes
+
+K8S_PROV=github.com/pulumi/pulumi-kubernetes/provider/v4
+build_pulumi_resource_kubernetes() {
+    local w="$WORK/pulumi-kubernetes" src cmd
+    new_wrapper "$w" kube-audit.local/toolchain/pulumi-kubernetes
+    src="$w/provider"
+    cmd="$src/cmd/pulumi-resource-kubernetes"
+    # The module zip lacks the gitignored schema-embed.json / terraform-mapping-embed.json that
+    # main.go embeds. `go generate` (generate.go) makes them from schema.json and
+    # terraform-mapping.json, setting the schema's version from $VERSION. Do it in a copy.
+    cp -R "$(mod_dir "$K8S_PROV@$PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION")" "$src"
+    chmod -R u+w "$src"
+    # The copy's replace sdk/v4 => ../sdk points outside the module zip; the published sdk/v4
+    # it requires is what a wrapper build uses anyway.
+    (cd "$src" && run go mod edit -dropreplace=github.com/pulumi/pulumi-kubernetes/sdk/v4)
+    (cd "$src" && run env VERSION="$PULUMI_KUBERNETES_PLUGIN_VERSION" go generate ./cmd/pulumi-resource-kubernetes)
+    [[ -s "$cmd/schema-embed.json" && -s "$cmd/terraform-mapping-embed.json" ]] ||
+        fail "go generate did not write schema-embed.json / terraform-mapping-embed.json"
+    grep -q "\"version\":\"$PULUMI_KUBERNETES_PLUGIN_VERSION\"" "$cmd/schema-embed.json" ||
+        fail "schema-embed.json does not carry version $PULUMI_KUBERNETES_PLUGIN_VERSION"
+    (cd "$w" && run go mod edit -require="$K8S_PROV@$PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION" \
+        -replace="$K8S_PROV=./provider")
+    copy_remote_replaces "$src/go.mod" "$w"
+    write_tools "$w" "$K8S_PROV/cmd/pulumi-resource-kubernetes"
+    tidy "$w"
+    gobuild "$w" pulumi-resource-kubernetes "$K8S_PROV/cmd/pulumi-resource-kubernetes" \
+        "-X $K8S_PROV/pkg/version.Version=$PULUMI_KUBERNETES_PLUGIN_VERSION"
+}
+unit pulumi-resource-kubernetes \
+    "$K8S_PROV@$PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION as $PULUMI_KUBERNETES_PLUGIN_VERSION recipe=$TOOLCHAIN_RECIPE" \
+    build_pulumi_resource_kubernetes
+
+# ---------------------------------------------------------------------------------------------
+# 4. kube-apiserver
+
+build_kube_apiserver() {
+    local w="$WORK/kubernetes" gomod staging_ver old oldv new newv n=0 major minor rest bdate
+    new_wrapper "$w" kube-audit.local/toolchain/kubernetes
+    gomod="$(mod_gomod "k8s.io/kubernetes@$KUBERNETES_VERSION")"
+    staging_ver="v0.${KUBERNETES_VERSION#v1.}"
+    (cd "$w" && run go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION")
+    # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with
+    # ./staging/src/k8s.io/*; point each at its published v0.<minor>.<patch> instead.
+    while IFS='|' read -r old oldv new newv; do
+        [[ -n "$old" ]] || continue
+        case "$new" in
+            ./staging/src/*)
+                (cd "$w" && run go mod edit -replace="$old=$old@$staging_ver")
+                n=$((n + 1)) ;;
+            *) fail "unexpected local replace in k8s.io/kubernetes go.mod: $old => $new" ;;
+        esac
+    done < <(replace_lines "$gomod" local)
+    ((n > 0)) || fail "found no staging replaces in $gomod"
+    log "  replaced $n k8s.io staging modules with $staging_ver"
+    copy_remote_replaces "$gomod" "$w"
+    write_tools "$w" k8s.io/kubernetes/cmd/kube-apiserver
+    tidy "$w"
+    IFS=. read -r major minor rest <<<"${KUBERNETES_VERSION#v}"
+    bdate="$(mod_time "k8s.io/kubernetes@$KUBERNETES_VERSION")"
+    local ld="" p
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+        ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$bdate"
+    done
+    gobuild "$w" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$ld"
+}
+unit kube-apiserver "k8s.io/kubernetes@$KUBERNETES_VERSION recipe=$TOOLCHAIN_RECIPE" build_kube_apiserver
+
+# ---------------------------------------------------------------------------------------------
+# 5. etcd + etcdctl (one wrapper; etcd's modules replace each other with ../ paths, and each
+#    requires its siblings at the same release, so requiring the release is enough)
+
+etcd_wrapper() {
+    local w="$WORK/etcd"
+    if [[ -f "$w/.pin" && "$(cat "$w/.pin")" == "$ETCD_VERSION" ]]; then
+        return 0
+    fi
+    new_wrapper "$w" kube-audit.local/toolchain/etcd
+    (cd "$w" && run go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION")
+    write_tools "$w" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/etcdctl/v3
+    tidy "$w"
+    printf '%s\n' "$ETCD_VERSION" >"$w/.pin"
+}
+build_etcd() {
+    etcd_wrapper
+    gobuild "$WORK/etcd" etcd go.etcd.io/etcd/server/v3 \
+        "-X go.etcd.io/etcd/api/v3/version.GitSHA=go-module-$ETCD_VERSION"
+}
+build_etcdctl() {
+    etcd_wrapper
+    gobuild "$WORK/etcd" etcdctl go.etcd.io/etcd/etcdctl/v3 \
+        "-X go.etcd.io/etcd/api/v3/version.GitSHA=go-module-$ETCD_VERSION"
+}
+unit etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION recipe=$TOOLCHAIN_RECIPE" build_etcd
+unit etcdctl "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION recipe=$TOOLCHAIN_RECIPE" build_etcdctl
+
+# ---------------------------------------------------------------------------------------------
+# 6. helm v3
+
+build_helm() {
+    local w="$WORK/helm" cg maj min
+    new_wrapper "$w" kube-audit.local/toolchain/helm
+    (cd "$w" && run go get "helm.sh/helm/v3@$HELM_VERSION")
+    copy_remote_replaces "$(mod_gomod "helm.sh/helm/v3@$HELM_VERSION")" "$w"
+    write_tools "$w" helm.sh/helm/v3/cmd/helm
+    tidy "$w"
+    # As helm's Makefile: version, and the Kubernetes version capabilities from client-go.
+    cg="$(cd "$w" && go list -m -f '{{.Version}}' k8s.io/client-go)"
+    cg="${cg#v}"
+    maj=$((${cg%%.*} + 1))
+    min="$(cut -d. -f2 <<<"$cg")"
+    gobuild "$w" helm helm.sh/helm/v3/cmd/helm \
+        "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.metadata= -X helm.sh/helm/v3/internal/version.gitTreeState=clean -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$maj -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$min -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$maj -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$min"
+}
+unit helm "helm.sh/helm/v3@$HELM_VERSION recipe=$TOOLCHAIN_RECIPE" build_helm
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+CURRENT_STEP="summary"
+trap - ERR
+set +e
+
+# Version of a Pulumi provider plugin as the engine sees it: its schema's "version".
+plugin_schema_version() {
+    PULUMI_SKIP_UPDATE_CHECK=true PULUMI_HOME="$CACHE_ROOT/pulumi-home" \
+        "$BIN/pulumi" package get-schema "$BIN/$1" 2>/dev/null |
+        python3 -c 'import json,sys; print("schema version " + json.load(sys.stdin)["version"])' 2>/dev/null ||
+        echo "(could not read schema)"
+}
+
+version_line() {
+    local b="$BIN/$1"
+    case "$1" in
+        pulumi) PULUMI_SKIP_UPDATE_CHECK=true "$b" version ;;
+        pulumi-language-python) echo "host from $PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION (no --version flag)" ;;
+        pulumi-language-python-exec | pulumi-resource-pulumi-python)
+            echo "script from $PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION" ;;
+        pulumi-resource-*) plugin_schema_version "$1" ;;
+        kube-apiserver) "$b" --version ;;
+        etcd) "$b" --version | head -n 1 ;;
+        etcdctl) "$b" version | head -n 1 ;;
+        helm) "$b" version --short ;;
+        *) echo "?" ;;
+    esac 2>&1 | head -n 1
+}
+
+missing=0
+{
+    printf '\nbin dir: %s\n\n' "$BIN"
+    printf '%-30s %-11s %8s  %s\n' BINARY STATE SECONDS VERSION
+    for name in "${ORDER[@]}"; do
+        if [[ ${STATE[$name]} == UNAVAILABLE ]]; then
+            missing=$((missing + 1))
+            printf '%-30s %-11s %8s  %s\n' "$name" "${STATE[$name]}" - "${PIN[$name]}"
+        else
+            printf '%-30s %-11s %8s  %s\n' "$name" "${STATE[$name]}" "${ELAPSED[$name]}" "$(version_line "$name")"
+        fi
+    done
+    if ((missing > 0)); then
+        printf '\n%d binary(ies) UNAVAILABLE with the current pins (see toolchain.env).\n' "$missing"
+    fi
+    # shellcheck disable=SC2016  # $PATH is meant literally
+    printf '\nUse: export PATH="%s:$PATH" PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n' "$BIN"
+    printf '     and put the Pulumi project'"'"'s virtualenv bin/ first on PATH (or set PULUMI_PYTHON_CMD).\n'
+} >&2
+exit 0

@@ -1,0 +1,131 @@
+"""The shipped node program, run exactly as the components run it, over a real SSH connection.
+
+A temporary directory stands in for /etc/kubernetes; the apiserver's readiness is faked by a small
+HTTP server that answers 503 for a moment after the manifest changes (as a restarting apiserver does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.manifest import planner
+from components.manifest.bundle import build_bundle
+from components.manifest.desired import AuditState, NodeRequest
+from components.node_program import python_command
+
+from .conftest import SshHost
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "manifests" / "kubeadm-v1.31.yaml"
+
+
+class FakeApiserver:
+    """Answers /readyz like an apiserver the kubelet restarts when its manifest changes."""
+
+    def __init__(self, manifest: Path, down_seconds: float) -> None:
+        self.manifest, self.down_seconds, self.comes_back = manifest, down_seconds, True
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                import time
+
+                age = time.time() - fake.manifest.stat().st_mtime
+                ok = fake.comes_back and age > fake.down_seconds
+                self.send_response(200 if ok else 503)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/readyz"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def master(tmp_path: Path, ssh_host: SshHost) -> Iterator[tuple[Path, FakeApiserver, str]]:
+    etc = tmp_path / "etc-kubernetes"
+    (etc / "manifests").mkdir(parents=True)
+    shutil.copy(FIXTURE, etc / "manifests" / "kube-apiserver.yaml")
+    os.utime(etc / "manifests" / "kube-apiserver.yaml", (0, 0))
+    bundle = build_bundle(tmp_path / "build")
+    remote_program = str(tmp_path / "node-program" / bundle.name)
+    (tmp_path / "node-program").mkdir()
+    ssh_host.copy(bundle, remote_program)
+    fake = FakeApiserver(etc / "manifests" / "kube-apiserver.yaml", down_seconds=1.5)
+    yield etc, fake, remote_program
+    fake.server.shutdown()
+
+
+def request(etc: Path, url: str, enabled: bool) -> NodeRequest:
+    state = AuditState(enabled=enabled, policy_dir=str(etc / "audit-policy"), log_host_dir=str(etc / "log"),
+                       policy_hash="f" * 64 if enabled else None)
+    return NodeRequest(master="ssh-master", state=state, manifest=str(etc / "manifests" / "kube-apiserver.yaml"),
+                       backup_dir=str(etc / "tmp"), restart_timeout=10, ready_timeout=10, readiness_url=url)
+
+
+def test_policy_then_manifest_converge_over_ssh_and_revert(ssh_host: SshHost, master: tuple) -> None:
+    etc, fake, program = master
+    policy_path = str(etc / "audit-policy" / "apiserver-audit-policy.yaml")
+    write = ssh_host.ssh(python_command(program, "write-file", "--path", policy_path, "--mode", "0600"),
+                         stdin=b"apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n")
+    assert write.returncode == 0, write.stderr
+    assert Path(policy_path).stat().st_mode & 0o777 == 0o600
+
+    enable = ssh_host.ssh(python_command(program, "apply"), stdin=request(etc, fake.url, True).to_json().encode())
+    assert enable.returncode == 0, enable.stderr.decode()
+    report = json.loads(enable.stdout)
+    assert report["changed"] is True and report["downAfterSeconds"] >= 0 and report["readyAfterSeconds"] > 0
+    pod = planner.parse_manifest((etc / "manifests" / "kube-apiserver.yaml").read_text(), "m")
+    assert planner.audit_enabled(pod) and os.listdir(etc / "manifests") == ["kube-apiserver.yaml"]
+    (etc / "log" / "kube-apiserver-audit.log").write_text("evidence\n")
+
+    again = ssh_host.ssh(python_command(program, "apply"), stdin=request(etc, fake.url, True).to_json().encode())
+    assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
+
+    # Destroy passes the request as an argument (no stdin on delete).
+    off = request(etc, fake.url, False).to_json(compact=True)
+    revert = ssh_host.ssh(python_command(program, "apply", "--request", off))
+    assert revert.returncode == 0, revert.stderr.decode()
+    assert yaml.safe_load((etc / "manifests" / "kube-apiserver.yaml").read_text()) == yaml.safe_load(FIXTURE.read_text())
+    assert (etc / "log" / "kube-apiserver-audit.log").read_text() == "evidence\n", "audit logs are kept"
+    assert len(os.listdir(etc / "tmp")) == 2, "one backup per change"
+
+
+def test_apiserver_that_never_comes_back_is_rolled_back_over_ssh(ssh_host: SshHost, master: tuple) -> None:
+    etc, fake, program = master
+    (etc / "audit-policy").mkdir()
+    (etc / "audit-policy" / "apiserver-audit-policy.yaml").write_text("rules: []\n")
+    fake.comes_back = False
+    original = (etc / "manifests" / "kube-apiserver.yaml").read_bytes()
+    result = ssh_host.ssh(python_command(program, "apply"), stdin=request(etc, fake.url, True).to_json().encode())
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert err.startswith("kube-audit[ssh-master]: kube-apiserver did not become ready")
+    assert "restored the previous manifest from" in err
+    assert (etc / "manifests" / "kube-apiserver.yaml").read_bytes() == original
+
+
+def test_bad_manifest_over_ssh_changes_nothing(ssh_host: SshHost, master: tuple) -> None:
+    etc, fake, program = master
+    (etc / "manifests" / "kube-apiserver.yaml").write_text("apiVersion: v1\nkind: Pod\nspec: {containers: []}\n")
+    result = ssh_host.ssh(python_command(program, "apply"), stdin=request(etc, fake.url, False).to_json().encode())
+    assert result.returncode == 2
+    assert "no container named 'kube-apiserver'" in result.stderr.decode()
+    assert not (etc / "tmp").exists()
+
+
+def test_missing_python3_is_reported_clearly(ssh_host: SshHost, master: tuple) -> None:
+    _, _, program = master
+    result = ssh_host.ssh("PATH=/nonexistent; " + python_command(program, "apply"))
+    assert result.returncode == 127
+    assert b"python3 (3.9 or newer) is required on this master" in result.stderr

@@ -1,0 +1,189 @@
+"""The resource graph under Pulumi mocks: order, inputs, secrets, audit on and off."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.settings import parse_settings
+
+from .conftest import FAKE_KEY, base_config
+
+
+@dataclass
+class Recorded:
+    typ: str
+    name: str
+    props: dict[str, Any]
+    depends_on: list[pulumi.Resource]
+    opts: pulumi.ResourceOptions
+    resource: list[pulumi.Resource] = field(default_factory=list)
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.inputs: dict[str, dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.inputs[args.name] = args.inputs
+        outputs = dict(args.inputs)
+        if args.typ == "command:remote:Command":
+            outputs["stdout"] = json.dumps({"changed": True})
+        if args.typ == "kubernetes:helm.sh/v3:Release":
+            outputs["status"] = {"status": "deployed"}
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def build(overrides: dict[str, Any] | None = None) -> tuple[Mocks, dict[str, Recorded], Any]:
+    mocks = Mocks()
+    pulumi.runtime.set_mocks(mocks, project="kube-audit", stack="dev", preview=False)
+    recorded: dict[str, Recorded] = {}
+
+    def capture(args: pulumi.ResourceTransformationArgs) -> None:
+        deps = args.opts.depends_on or []
+        recorded[args.name] = Recorded(args.type_, args.name, dict(args.props),
+                                       list(deps) if isinstance(deps, list) else [deps], args.opts)
+        return None
+
+    pulumi.runtime.register_stack_transformation(capture)
+    from components.audit_logging import AuditLogging
+
+    settings = parse_settings(base_config(**(overrides or {})), {"sshPrivateKey"}, "dev")
+    audit = AuditLogging("audit", settings)
+    return mocks, recorded, audit
+
+
+def names_of(resources: list[pulumi.Resource]) -> set[str]:
+    return {r._name for r in resources}  # type: ignore[attr-defined]
+
+
+@pulumi.runtime.test
+def test_enabled_graph_orders_policy_then_masters_one_by_one_then_agent() -> Any:
+    mocks, rec, audit = build()
+    types = sorted({r.typ for r in rec.values()})
+    assert types == sorted({
+        "kube-audit:index:AuditLogging", "kube-audit:index:NodeProgram", "command:remote:CopyToRemote",
+        "kube-audit:index:AuditPolicyFile", "command:remote:Command", "kube-audit:index:ApiServerAuditChange",
+        "kube-audit:index:InsightAgentAuditCollection", "kubernetes:helm.sh/v3:Release",
+        "kubernetes:apps/v1:DaemonSetPatch"})
+    # master-2 waits for master-1's change, master-3 for master-2's; each waits for its policy file.
+    change = "audit-apiserver-master-{}-manifest"
+    assert names_of(rec[change.format(1)].depends_on) == {"audit-program-master-1", "audit-policy-master-1"}
+    assert names_of(rec[change.format(2)].depends_on) == {"audit-program-master-2", "audit-apiserver-master-1",
+                                                          "audit-policy-master-2"}
+    assert names_of(rec[change.format(3)].depends_on) == {"audit-program-master-3", "audit-apiserver-master-2",
+                                                          "audit-policy-master-3"}
+    assert names_of(rec["audit-insight-agent"].depends_on) == {"audit-apiserver-master-3"}
+    # Every child is parented (the tree in `pulumi preview` shows the architecture).
+    for r in rec.values():
+        if r.typ != "kube-audit:index:AuditLogging":
+            assert r.opts.parent is not None, r.name
+
+    def check(masters: dict[str, Any]) -> None:
+        assert set(masters) == {"master-1", "master-2", "master-3"}
+        m1 = masters["master-1"]
+        assert m1["auditEnabled"] is True and len(m1["policyHash"]) == 64
+        assert m1["hostLogPath"] == "/var/log/kubernetes/audit/kube-apiserver-audit.log"
+        # Nothing the program outputs, or any plain input it sends, contains the private key.
+        assert "PRIVATE KEY" not in json.dumps(masters)
+        for name, inputs in mocks.inputs.items():
+            plain = json.dumps({k: v for k, v in inputs.items() if k != "connection"}, default=str)
+            assert "PRIVATE KEY" not in plain, name
+
+    return audit.masters.apply(check)
+
+
+@pulumi.runtime.test
+def test_manifest_command_request_is_readable_plain_keys() -> Any:
+    _, rec, audit = build()
+    props = rec["audit-apiserver-master-2-manifest"].props
+    request = json.loads(props["stdin"])
+    assert request["master"] == "master-2" and request["state"]["enabled"] is True
+    assert request["state"]["max_age"] == 30 and request["manifest"] == "/etc/kubernetes/manifests/kube-apiserver.yaml"
+    assert props["stdin"].count("\n") > 10, "one key per line, so a preview diff points at the setting"
+    assert props["create"] == props["update"] and "apply" in props["create"]
+    assert "python3 (3.9 or newer) is required" in props["create"]
+    revert = json.loads(props["delete"].split("--request ", 1)[1].strip("'"))
+    assert revert["state"]["enabled"] is False, "destroy turns audit off"
+    component = rec["audit-apiserver-master-2"].props
+    assert component["auditEnabled"] is True and "--audit-log-maxage=30" in component["auditFlags"]
+
+    def check_secret(is_secret: bool) -> None:
+        assert is_secret, "the SSH connection (with the private key) is a secret"
+
+    connection = pulumi.Output.from_input(props["connection"])
+    return pulumi.Output.from_input(connection.is_secret()).apply(check_secret)
+
+
+@pulumi.runtime.test
+def test_private_key_input_is_secret() -> Any:
+    _, rec, _ = build()
+    key = rec["audit-apiserver-master-1-manifest"].props["connection"].private_key
+    assert isinstance(key, pulumi.Output)
+
+    def check(values: list[Any]) -> None:
+        secret, value = values
+        assert secret is True and value == FAKE_KEY
+
+    return pulumi.Output.all(pulumi.Output.from_input(key.is_secret()), key).apply(check)
+
+
+@pulumi.runtime.test
+def test_policy_file_goes_to_every_master_with_mode_0600() -> Any:
+    _, rec, _ = build()
+    for i in (1, 2, 3):
+        props = rec[f"audit-policy-master-{i}"].props
+        assert "write-file" in props["create"] and "--mode 0600" in props["create"]
+        assert "remove-file" in props["delete"] and "/var/log" not in props["delete"]
+        assert props["stdin"].startswith("# dce-default")
+    assert rec["audit-policy"].props["policySource"] == "dce-default"
+
+
+@pulumi.runtime.test
+def test_disabled_graph_has_no_policy_file_and_tells_the_agent_off() -> Any:
+    _, rec, _ = build({"enabled": "false"})
+    assert not any(r.typ == "kube-audit:index:AuditPolicyFile" for r in rec.values())
+    request = json.loads(rec["audit-apiserver-master-1-manifest"].props["stdin"])
+    assert request["state"]["enabled"] is False
+    values = rec["audit-insight-agent-release"].props["values"]
+    assert values["global"]["exporters"]["auditLog"]["kubeAudit"]["enabled"] is False
+    annotations = rec["audit-insight-agent-fluent-bit-restart"].props["spec"].template.metadata.annotations
+    assert annotations == {"kube-audit.io/audit-collection": "kube-audit=off,ghippo-audit=on"}
+
+
+@pulumi.runtime.test
+def test_adopted_release_is_imported_by_namespace_name_and_retained() -> Any:
+    _, rec, _ = build()
+    release = rec["audit-insight-agent-release"]
+    assert release.opts.import_ == "insight-system/insight-agent"
+    assert release.opts.retain_on_delete is True
+    assert release.props["name"] == "insight-agent" and release.props["reuse_values"] is True
+    assert release.props["values"]["global"]["exporters"]["auditLog"]["kubeAudit"]["enabled"] is True
+
+
+@pulumi.runtime.test
+def test_owned_release_is_not_imported_and_may_be_uninstalled() -> Any:
+    _, rec, _ = build({"insightAgent": {"adopt": False, "repository": "https://charts.example/insight"}})
+    release = rec["audit-insight-agent-release"]
+    assert release.opts.import_ is None and not release.opts.retain_on_delete
+
+
+@pulumi.runtime.test
+def test_insight_agent_can_be_left_alone() -> Any:
+    _, rec, _ = build({"insightAgent": {"enabled": False}})
+    assert not any(r.typ.startswith("kubernetes:") for r in rec.values())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stack_transformations() -> Any:
+    from pulumi.runtime import settings
+
+    yield
+    settings.reset_options() if hasattr(settings, "reset_options") else None
