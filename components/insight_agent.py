@@ -39,7 +39,10 @@ def release_values(collect_kube_audit: bool, collect_global_management: bool) ->
 
 def restart_key(collect_kube_audit: bool, collect_global_management: bool) -> str:
     """Changes exactly when FluentBit's inputs change, so pods restart then and only then."""
-    return f"kube-audit={'on' if collect_kube_audit else 'off'},ghippo-audit={'on' if collect_global_management else 'off'}"
+    def word(on: bool) -> str:
+        return "on" if on else "off"
+
+    return f"kube-audit={word(collect_kube_audit)},ghippo-audit={word(collect_global_management)}"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
   down [--purge]                      stop everything; --purge also deletes the state dir
   status [--json]                     what runs, per host
   env                                 print `export` lines for the offline Pulumi/Helm environment
+  audit [--touch] [--limit N]         print audit events from each master's host log dir
   exec HOST -- CMD...                 run CMD inside a host (its network, mount and UTS namespaces)
   ssh HOST [CMD...]                   ssh into a host with the lab key
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
     import shlex
+    import time
 
     from . import lab as labmod
     from .config import Lab
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("status")
     s.add_argument("--json", action="store_true")
     sub.add_parser("env")
+    au = sub.add_parser("audit", help="print audit events from every master's host log dir")
+    au.add_argument("--touch", action="store_true", help="first make a few requests (a Secret read...)")
+    au.add_argument("--limit", type=int, default=12)
     e = sub.add_parser("exec")
     e.add_argument("host")
     e.add_argument("command", nargs=argparse.REMAINDER)
@@ -94,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f'export PATH="{v.split(":$PATH")[0]}:$PATH"')
             else:
                 print(f"export {k}={shlex.quote(v)}")
+        return 0
+    if a.cmd == "audit":
+        from . import audit
+
+        marker = None
+        if a.touch:
+            marker = audit.touch(lab, labmod.admin_client)
+            time.sleep(1.0)  # blocking mode writes synchronously; leave room for the last stage
+        audit.show(lab, marker, a.limit)
         return 0
     host = lab.host(a.host)
     cmd = a.command[1:] if a.command[:1] == ["--"] else a.command

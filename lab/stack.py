@@ -73,10 +73,12 @@ def setup(lab: Lab, log) -> bool:
     if lab.stack not in names:
         if cfg_path.exists():  # left from an earlier, purged state dir: regenerate
             cfg_path.unlink()
-        args = ["stack", "init", lab.stack, "--secrets-provider", "passphrase", "--non-interactive"]
-        if lab.config_file:
-            args += ["--config-file", str(cfg_path)]
-        run_pulumi(lab, *args, stack=False)
+        run_pulumi(lab, "stack", "init", lab.stack, "--secrets-provider", "passphrase", "--non-interactive",
+                   stack=False)
+        if lab.config_file:  # `stack init` has no --config-file: it writes Pulumi.<stack>.yaml
+            default = REPO / f"Pulumi.{lab.stack}.yaml"
+            cfg_path.parent.mkdir(parents=True, exist_ok=True)
+            default.replace(cfg_path)
         log(f"stack: created {lab.stack} in {lab.pulumi_state}")
     else:
         run_pulumi(lab, "stack", "select", lab.stack, stack=False)

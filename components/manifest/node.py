@@ -108,9 +108,8 @@ def stray_manifests(manifest: str, pod: planner.Pod) -> list[str]:
         except (OSError, yaml.YAMLError):
             continue
         other_meta = other.get("metadata") if isinstance(other, dict) else None
-        if isinstance(other_meta, dict):
-            if (other_meta.get("namespace") or "default", other_meta.get("name")) == key:
-                found.append(path)
+        if isinstance(other_meta, dict) and (other_meta.get("namespace") or "default", other_meta.get("name")) == key:
+            found.append(path)
     return found
 
 

@@ -139,8 +139,8 @@ def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
 def _under(path: Any, directory: str) -> bool:
     if not isinstance(path, str):
         return False
-    path, directory = path.rstrip("/"), directory.rstrip("/")
-    return path == directory or path.startswith(directory + "/")
+    inner, outer = path.rstrip("/"), directory.rstrip("/")
+    return inner == outer or inner.startswith(outer + "/")
 
 
 def _is_audit_mount(mount: Any, state: AuditState) -> bool:

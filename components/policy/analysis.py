@@ -114,7 +114,7 @@ def build_domain(policy: Policy) -> Domain:
     namespaces = {n for r in policy.rules for n in r.namespaces} | {"", OTHER_NAMESPACE}
     return Domain(
         users=tuple(sorted(users)),
-        groups=((),) + tuple((g,) for g in sorted(groups)),
+        groups=((), *((g,) for g in sorted(groups))),
         namespaces=tuple(sorted(namespaces)),
         targets=_targets(policy),
         paths=_paths(policy),
@@ -126,7 +126,7 @@ _EXAMPLE_VERBS = ("create", "update", "patch", "get", "list", "watch", "delete",
 
 
 def _first(value: str, values: tuple[str, ...]) -> tuple[str, ...]:
-    return (value,) + tuple(v for v in values if v != value)
+    return (value, *(v for v in values if v != value))
 
 
 def _distinct(values: tuple[T, ...], signature: Callable[[T], list[bool]]) -> list[T]:
@@ -165,9 +165,7 @@ class RuleSet:
             return True
         if self.users & ~other.users or self.groups & ~other.groups:
             return False
-        if self.verb_targets and (
-            self.namespaces & ~other.namespaces or self.verb_targets & ~other.verb_targets
-        ):
+        if self.verb_targets and (self.namespaces & ~other.namespaces or self.verb_targets & ~other.verb_targets):
             return False
         return not self.verb_paths & ~other.verb_paths
 
@@ -180,9 +178,7 @@ class Analysis:
         self.domain = build_domain(policy)
         self.compiled = policy.compiled.rules
         # Feasibility masks over targets, one per resource verb.
-        self._feasible = [
-            _bits([_name_ok(verb, t) for t in self.domain.targets]) for verb in RESOURCE_VERBS
-        ]
+        self._feasible = [_bits([_name_ok(verb, t) for t in self.domain.targets]) for verb in RESOURCE_VERBS]
         self.sets = tuple(self._rule_set(rule) for rule in self.compiled)
 
     def _rule_set(self, rule: CompiledRule) -> RuleSet:
@@ -225,9 +221,7 @@ class Analysis:
         # Values every rule treats alike give the same answers: keep one of each kind.
         # Representatives are ordered so that the first of each class reads best in a message.
         users = _distinct(_first(OTHER_USER, d.users), lambda u: [r.users is None or u in r.users for r in rules])
-        user_groups = _distinct(
-            d.groups, lambda g: [r.groups is None or not r.groups.isdisjoint(g) for r in rules]
-        )
+        user_groups = _distinct(d.groups, lambda g: [r.groups is None or not r.groups.isdisjoint(g) for r in rules])
         namespaces = _distinct(
             _first(OTHER_NAMESPACE, d.namespaces), lambda n: [r.namespaces is None or n in r.namespaces for r in rules]
         )

@@ -150,9 +150,7 @@ RESOURCE_VERBS: tuple[str, ...] = (
 )
 # Non-resource requests use the lower-case HTTP method as the verb.
 NON_RESOURCE_VERBS: tuple[str, ...] = ("get", "head", "post", "put", "patch", "delete", "options")
-WRITE_VERBS: frozenset[str] = frozenset(
-    {"create", "update", "patch", "delete", "deletecollection", "post", "put"}
-)
+WRITE_VERBS: frozenset[str] = frozenset({"create", "update", "patch", "delete", "deletecollection", "post", "put"})
 
 # Identities that hold cluster-admin on kubeadm and DCE clusters. Dropping their writes at level
 # None removes the most important entries from the audit trail.

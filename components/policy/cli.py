@@ -48,11 +48,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--user", required=True, help="user name, e.g. kube-admin")
-    p.add_argument(
-        "--group", action="append", default=[], dest="groups", help="user group (repeatable)"
-    )
-    p.add_argument("--verb", required=True, help="get, list, watch, create, ... (HTTP method "
-                   "in lower case for --path)")
+    p.add_argument("--group", action="append", default=[], dest="groups", help="user group (repeatable)")
+    p.add_argument("--verb", required=True, help="get, list, watch, create, ... (HTTP method in lower case for --path)")
     p.add_argument("--api-group", default="", help='API group ("" = core)')
     p.add_argument("--resource", help="resource, e.g. pods (makes a resource request)")
     p.add_argument("--subresource", default="", help="subresource, e.g. log")
@@ -107,10 +104,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def findings_json(findings: list[Finding]) -> list[dict[str, Any]]:
     """The ``lint --json`` shape."""
-    return [
-        {"rule": f.rule, "code": f.code, "severity": f.severity, "message": f.message}
-        for f in findings
-    ]
+    return [{"rule": f.rule, "code": f.code, "severity": f.severity, "message": f.message} for f in findings]
 
 
 def format_table(policy: Policy, findings: list[Finding]) -> str:
@@ -120,10 +114,7 @@ def format_table(policy: Policy, findings: list[Finding]) -> str:
         line = str(policy.rules[f.rule].line) if f.rule is not None else "-"
         rows.append(("-" if f.rule is None else str(f.rule), line, f.severity, f.code, f.message))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
-        for row in rows
-    ]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows]
     errors = sum(f.severity == "error" for f in findings)
     lines.append(f"{policy.source}: {errors} error(s), {len(findings) - errors} warning(s)")
     return "\n".join(lines)
@@ -158,8 +149,7 @@ def request_from_args(args: argparse.Namespace) -> Request:
     """Build the Request; exactly one of --resource and --path must be given."""
     if (args.resource is None) == (args.path is None):
         raise ValueError(
-            "explain: give exactly one of --resource (a resource request) or --path "
-            "(a non-resource request)"
+            "explain: give exactly one of --resource (a resource request) or --path (a non-resource request)"
         )
     return Request(
         user=args.user,

@@ -71,9 +71,7 @@ def _set(values: tuple[str, ...]) -> frozenset[str] | None:
 def stage_union(*lists: Iterable[str]) -> tuple[str, ...]:
     """checker.go unionStages, in the canonical stage order (Go's map order is random)."""
     wanted = {stage for stages in lists for stage in stages}
-    return tuple(stage for stage in STAGES if stage in wanted) + tuple(
-        sorted(wanted.difference(STAGES))
-    )
+    return tuple(stage for stage in STAGES if stage in wanted) + tuple(sorted(wanted.difference(STAGES)))
 
 
 def compile_entry(gr: GroupResources) -> _Entry:
@@ -115,10 +113,7 @@ def compile_resources(resources: tuple[GroupResources, ...]) -> ResourceMatcher:
         if everything or api_group in whole_groups:
             return True
         combined = f"{resource}/{sub}" if sub else resource
-        for entry in table.get(api_group, default):
-            if entry_matches(entry, resource, sub, combined, name):
-                return True
-        return False
+        return any(entry_matches(e, resource, sub, combined, name) for e in table.get(api_group, default))
 
     return matches
 
@@ -182,13 +177,10 @@ class CompiledPolicy:
 
     def __init__(self, policy: Policy) -> None:
         self.rules = tuple(compile_rule(r, i, policy) for i, r in enumerate(policy.rules))
-        self.default = Decision(
-            "None", None, stage_union(policy.omit_stages), policy.omit_managed_fields
-        )
+        self.default = Decision("None", None, stage_union(policy.omit_stages), policy.omit_managed_fields)
         # Tuples unpack faster than attribute look-ups in the hot loop.
         self._flat = tuple(
-            (r.users, r.groups, r.verbs, r.branch, r.namespaces, r.resources, r.paths, r.decision)
-            for r in self.rules
+            (r.users, r.groups, r.verbs, r.branch, r.namespaces, r.resources, r.paths, r.decision) for r in self.rules
         )
 
     def evaluate(self, request: Request) -> Decision:
@@ -213,9 +205,8 @@ class CompiledPolicy:
                     request.api_group, request.resource, request.subresource, request.name
                 ):
                     continue
-            elif branch == NON_RESOURCE:
-                if is_resource or not paths(request.path):  # type: ignore[misc]
-                    continue
+            elif branch == NON_RESOURCE and (is_resource or not paths(request.path)):  # type: ignore[misc]
+                continue
             return decision
         return self.default
 

@@ -89,9 +89,7 @@ def _never_reason(rule: PolicyRule) -> str:
             f"resourceNames compares with the name in the URL, and {sorted(verbs)} requests "
             "carry none here (deletecollection never has one; create only on a subresource)"
         )
-    if rule.resources and all(
-        all(_dead_entry(r) for r in gr.resources) and gr.resources for gr in rule.resources
-    ):
+    if rule.resources and all(all(_dead_entry(r) for r in gr.resources) and gr.resources for gr in rule.resources):
         return "none of its resources entries can match a request (e.g. '*/*' matches nothing)"
     return "no request can satisfy all of its conditions together"
 
@@ -104,7 +102,7 @@ def check_never_matches(policy: Policy, analysis: Analysis) -> list[Finding]:
     """never-matches: the rule's conditions exclude every possible request."""
     return [
         _warn(index, "never-matches", f"matches no request: {_never_reason(rule)}")
-        for index, (rule, rule_set) in enumerate(zip(policy.rules, analysis.sets))
+        for index, (rule, rule_set) in enumerate(zip(policy.rules, analysis.sets, strict=True))
         if rule_set.empty
     ]
 
@@ -235,9 +233,7 @@ def check_privileged_dropped(policy: Policy, analysis: Analysis) -> list[Finding
     for index, rule in enumerate(policy.rules):
         if rule.level != "None":
             continue
-        who = sorted(set(rule.users) & PRIVILEGED_USERS) + sorted(
-            set(rule.user_groups) & PRIVILEGED_GROUPS
-        )
+        who = sorted(set(rule.users) & PRIVILEGED_USERS) + sorted(set(rule.user_groups) & PRIVILEGED_GROUPS)
         writes = not rule.verbs or bool(set(rule.verbs) & WRITE_VERBS)
         if who and writes and not analysis.sets[index].empty:
             findings.append(
@@ -268,9 +264,9 @@ def check_non_resource_body(policy: Policy, analysis: Analysis) -> list[Finding]
 def check_catch_all(policy: Policy, analysis: Analysis) -> list[Finding]:
     """no-catch-all: some requests match no rule and are silently not audited."""
     for rule in policy.rules:
-        if not (rule.users or rule.user_groups or rule.verbs or rule.namespaces):
-            if not (rule.resources or rule.non_resource_urls):
-                return []
+        conditions = (rule.users, rule.user_groups, rule.verbs, rule.namespaces, rule.resources)
+        if not any(conditions) and not rule.non_resource_urls:
+            return []
     return [
         _warn(
             None,
@@ -286,9 +282,7 @@ def check_request_received(policy: Policy, analysis: Analysis) -> list[Finding]:
     if "RequestReceived" in policy.omit_stages:
         return []
     kept = [
-        i
-        for i, rule in enumerate(policy.rules)
-        if rule.level != "None" and "RequestReceived" not in rule.omit_stages
+        i for i, rule in enumerate(policy.rules) if rule.level != "None" and "RequestReceived" not in rule.omit_stages
     ]
     if not kept:
         return []

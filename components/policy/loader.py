@@ -232,7 +232,9 @@ class _Decoder:
         names = self.strings(f["resourceNames"], f"{path}.resourceNames") if "resourceNames" in f else ()
         if names and not resources:
             self.invalid(
-                f["resourceNames"], f"{path}.resourceNames", ",".join(names),
+                f["resourceNames"],
+                f"{path}.resourceNames",
+                ",".join(names),
                 "using resourceNames requires at least one resource",
             )
         return GroupResources(group, resources, names, position(node)[0])
@@ -250,7 +252,9 @@ class _Decoder:
         namespaces = get("namespaces", self.strings)
         if urls and (resources or namespaces):
             self.invalid(
-                f["nonResourceURLs"], f"{path}.nonResourceURLs", ",".join(urls),
+                f["nonResourceURLs"],
+                f"{path}.nonResourceURLs",
+                ",".join(urls),
                 "rules cannot apply to both regular resources and non-resource URLs",
             )
         omf = self.boolean(f["omitManagedFields"], f"{path}.omitManagedFields") if "omitManagedFields" in f else None
@@ -308,7 +312,7 @@ class _Decoder:
         if not rules and not self.problems:
             self.report(
                 f.get("rules", root),
-                "policy has no rules (the apiserver refuses it: \"loaded illegal policy with 0 rules\")",
+                'policy has no rules (the apiserver refuses it: "loaded illegal policy with 0 rules")',
             )
         return tuple(rules)
 
@@ -319,7 +323,9 @@ class _Decoder:
         else:
             version = self.string(f["apiVersion"], "apiVersion")
             if version is not None and version != API_VERSION:
-                old = " (v1alpha1 and v1beta1 were removed in Kubernetes 1.24)" if version.startswith("audit.k8s.io/") else ""
+                old = ""
+                if version.startswith("audit.k8s.io/"):
+                    old = " (v1alpha1 and v1beta1 were removed in Kubernetes 1.24)"
                 self.report(f["apiVersion"], f"apiVersion {_quote(version)} is not supported: use {API_VERSION}{old}")
         if "kind" not in f:
             self.report(root, f"kind is required: {KIND}")
@@ -402,7 +408,8 @@ def load_policy_file(path: str | os.PathLike[str], *, kubernetes_version: tuple[
         reason = err.strerror or str(err)
         raise PolicyError([Problem(source, 1, 1, f"cannot read file: {reason}")]) from None
     except UnicodeDecodeError as err:
-        raise PolicyError([Problem(source, 1, 1, f"file is not UTF-8 text: {err.reason} at byte {err.start}")]) from None
+        message = f"file is not UTF-8 text: {err.reason} at byte {err.start}"
+        raise PolicyError([Problem(source, 1, 1, message)]) from None
     policy = load_policy(text, source, kubernetes_version=kubernetes_version)
     return Policy(
         rules=policy.rules,

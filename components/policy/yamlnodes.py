@@ -32,11 +32,34 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 
 # go-yaml v2 resolve.go: the plain scalars it reads as booleans, nulls and special floats.
 _GO_BOOL = frozenset(
-    "y Y yes Yes YES true True TRUE on On ON n N no No NO false False FALSE off Off OFF".split()
+    [
+        "y",
+        "Y",
+        "yes",
+        "Yes",
+        "YES",
+        "true",
+        "True",
+        "TRUE",
+        "on",
+        "On",
+        "ON",
+        "n",
+        "N",
+        "no",
+        "No",
+        "NO",
+        "false",
+        "False",
+        "FALSE",
+        "off",
+        "Off",
+        "OFF",
+    ]
 )
 _GO_NULL = frozenset(["", "~", "null", "Null", "NULL"])
 _GO_SPECIAL_FLOAT = frozenset(
-    ".nan .NaN .NAN .inf .Inf .INF +.inf +.Inf +.INF -.inf -.Inf -.INF".split()
+    [".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF"]
 )
 _GO_YAML_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 # strconv.ParseInt(s, 0, 64) syntax (after go-yaml removed every "_").
@@ -52,7 +75,7 @@ class _PlainMarkingLoader(yaml.SafeLoader):
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is ScalarNode and implicit[0]:
             return PLAIN_TAG
-        return super().resolve(kind, value, implicit)
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
 
 def go_plain_kind(value: str) -> str:
@@ -149,16 +172,11 @@ def _dash_hint(text: str, first: int, last: int) -> str:
     for index in range(max(0, first), min(last, len(lines))):
         if _DASH_NO_SPACE.match(lines[index]):
             item = lines[index].strip()
-            return (
-                f' (line {index + 1}: "{item}" is not a list item; a "-" needs a space after it:'
-                f' "- {item[1:]}")'
-            )
+            return f' (line {index + 1}: "{item}" is not a list item; a "-" needs a space after it: "- {item[1:]}")'
     return ""
 
 
-def mapping_items(
-    node: MappingNode, source: str, problems: list[Problem]
-) -> list[tuple[str, ScalarNode, Node]]:
+def mapping_items(node: MappingNode, source: str, problems: list[Problem]) -> list[tuple[str, ScalarNode, Node]]:
     """The (key, key node, value node) pairs of a mapping; reports duplicate and odd keys.
 
     Duplicate keys are refused: the apiserver keeps one of them (and only warns), so the other
@@ -172,9 +190,7 @@ def mapping_items(
             problems.append(Problem(source, line, col, "mapping keys must be plain strings"))
             continue
         if key_node.tag == PLAIN_TAG and key_node.value == "<<":
-            problems.append(
-                Problem(source, line, col, "YAML merge keys (<<) are not supported here")
-            )
+            problems.append(Problem(source, line, col, "YAML merge keys (<<) are not supported here"))
             continue
         key = str(key_node.value)
         if key in seen:
@@ -184,8 +200,7 @@ def mapping_items(
                     source,
                     line,
                     col,
-                    f'duplicate key "{key}" (first at line {first_line}); the apiserver would '
-                    "keep only one of them",
+                    f'duplicate key "{key}" (first at line {first_line}); the apiserver would keep only one of them',
                 )
             )
             continue

@@ -35,7 +35,7 @@ class FakeApiserver:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 import time
 
                 age = time.time() - fake.manifest.stat().st_mtime

@@ -86,7 +86,7 @@ def test_converged_manifest_is_not_rewritten(etc: Path) -> None:
 def test_apiserver_never_ready_restores_the_backup_and_fails_naming_why(etc: Path) -> None:
     clock = FakeClock()
     original = (etc / "manifests" / "kube-apiserver.yaml").read_bytes()
-    with pytest.raises(node.NodeError, match="did not become ready .* within 20s; restored") as info:
+    with pytest.raises(node.NodeError, match=r"did not become ready .* within 20s; restored") as info:
         node.converge(request(etc), scripted([False], clock))
     assert info.value.code == 1
     assert (etc / "manifests" / "kube-apiserver.yaml").read_bytes() == original
@@ -109,7 +109,7 @@ def test_stray_backup_in_manifests_dir_is_refused_before_any_change(etc: Path) -
 
 def test_missing_policy_file_is_refused(etc: Path) -> None:
     (etc / "audit-policy" / "apiserver-audit-policy.yaml").unlink()
-    with pytest.raises(node.NodeError, match="audit policy .* is missing"):
+    with pytest.raises(node.NodeError, match=r"audit policy .* is missing"):
         node.converge(request(etc), scripted([True], FakeClock()))
 
 

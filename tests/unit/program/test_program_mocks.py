@@ -102,7 +102,7 @@ def test_enabled_graph_orders_policy_then_masters_one_by_one_then_agent() -> Any
 
 @pulumi.runtime.test
 def test_manifest_command_request_is_readable_plain_keys() -> Any:
-    _, rec, audit = build()
+    _, rec, _ = build()
     props = rec["audit-apiserver-master-2-manifest"].props
     request = json.loads(props["stdin"])
     assert request["master"] == "master-2" and request["state"]["enabled"] is True
