@@ -11,6 +11,7 @@ Layout of the state dir (default ~/.cache/kube-audit/lab, or $KUBE_AUDIT_LAB):
         etc-kubernetes/           the host's /etc/kubernetes   (manifests/, pki/, admin.conf)
         var-log-kubernetes/       the host's /var/log/kubernetes (audit/ appears here)
         tmp/                      the host's /tmp
+        var-upper/ var-work/      the host's writes to /var (an overlay over the machine's /var)
         apiserver.log             apiserver stdout/stderr + "### kalab" supervisor markers
         status.json               supervisor state (pids, starts, crashes, last exit)
         sshd_config sshd.log ssh/ the host's sshd
@@ -63,7 +64,7 @@ def apiserver_version(binary: Path) -> str:
 def preflight(lab: Lab) -> dict[str, Path]:
     if os.geteuid() != 0:
         raise SystemExit("lab: must run as root (network and mount namespaces)")
-    for target in BIND_TARGETS:
+    for target in (*BIND_TARGETS, "/var"):
         if str(lab.state).startswith(target.rstrip("/") + "/"):
             raise SystemExit(f"lab: the state dir {lab.state} must not be under {target} "
                              "(each host gets its own copy of that path)")
@@ -105,7 +106,7 @@ def etcd_client(lab: Lab) -> Client:
 def etcd_healthy(lab: Lab) -> bool:
     try:
         return etcd_client(lab).get("/health").get("health") == "true"  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001 - any failure means "not yet"
+    except Exception:
         return False
 
 
@@ -167,7 +168,9 @@ def ensure_host(lab: Lab, h: Host, apiserver: Path, python: str) -> None:
     cmd = [
         "ip", "netns", "exec", h.netns, "unshare", "-m", "-u", "--propagation", "private", "--",
         python, str(SUPERVISOR), "--name", h.name, "--hostname", h.name,
-        "--outer-ns", f"mnt={os.readlink('/proc/self/ns/mnt')}", "--outer-ns", f"uts={os.readlink('/proc/self/ns/uts')}",
+        "--outer-ns", f"mnt={os.readlink('/proc/self/ns/mnt')}",
+        "--outer-ns", f"uts={os.readlink('/proc/self/ns/uts')}",
+        "--overlay", f"/var:{h.dir / 'var-upper'}:{h.dir / 'var-work'}",
         "--bind", f"{h.etc_kubernetes}:/etc/kubernetes",
         "--bind", f"{h.var_log_kubernetes}:/var/log/kubernetes",
         "--bind", f"{h.tmp}:/tmp",
@@ -225,7 +228,7 @@ def up(lab: Lab, timeout: float = 300) -> None:
     ensure_helm_release(lab, bins["helm"])
     stack.setup(lab, log)
     log(f"up in {time.monotonic() - t0:.1f}s; state dir {lab.state}")
-    log(f'environment: eval "$(python3 -m lab env)"   (or lab/env.sh)')
+    log('environment: eval "$(python3 -m lab env)"   (or lab/env.sh)')
 
 
 def _stop_host(lab: Lab, h: Host) -> None:

@@ -17,6 +17,8 @@ import yaml
 from .config import CHART, REPO, Lab, find_binary
 
 NS = "kube-audit"
+# The pulumi commands that take --config-file (others, like `stack output`, refuse it).
+CONFIG_FILE_COMMANDS = {"up", "preview", "refresh", "destroy", "config", "import", "watch"}
 
 
 def pulumi_cmd(lab: Lab, *args: str, stack: bool = True) -> list[str]:
@@ -27,7 +29,7 @@ def pulumi_cmd(lab: Lab, *args: str, stack: bool = True) -> list[str]:
     cmd = [str(pulumi), *args]
     if stack:
         cmd += ["--stack", lab.stack]
-        if lab.config_file:
+        if lab.config_file and args and args[0] in CONFIG_FILE_COMMANDS:
             cmd += ["--config-file", str(lab.stack_config)]
     return cmd
 

@@ -4,8 +4,9 @@
 One supervisor runs per lab host, as the first process of that host's network, mount and UTS
 namespaces (it is the host's "init"). It
 
-* bind-mounts the host's private directories (``--bind SRC:DST``) over the machine's paths, so
-  each host has its own ``/etc/kubernetes``, ``/var/log/kubernetes`` and ``/tmp``;
+* gives the host a copy-on-write view of machine directories (``--overlay``, e.g. ``/var``) and
+  bind-mounts the host's private directories (``--bind SRC:DST``) over the machine's paths, so
+  each host has its own ``/etc/kubernetes``, ``/var/log/kubernetes``, ``/tmp`` and ``/var``;
 * keeps the host's sshd running (``--sshd-config``);
 * watches the static-pod manifests directory the way the kubelet reads it
   (pkg/kubelet/config/file.go): files matching the glob ``[^.]*`` (dot-files ignored), every other
@@ -59,7 +60,7 @@ BACKOFF_RESET_AFTER = 600.0  # a container that ran this long starts a fresh bac
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,6 +271,14 @@ class Host:
             outer.setdefault(kind, _ns_of_parent(kind))
         if os.readlink("/proc/self/ns/mnt") == outer["mnt"]:
             sys.exit("supervisor: refusing to bind-mount in the machine's mount namespace")
+        # Overlays first (a host's private copy-on-write view of a machine dir such as /var), then
+        # binds, which may sit on top of an overlay (/var/log/kubernetes on /var).
+        for spec in self.a.overlay:
+            dst, upper, work = spec.split(":", 2)
+            os.makedirs(upper, exist_ok=True)
+            os.makedirs(work, exist_ok=True)
+            subprocess.run(["mount", "-t", "overlay", "kalab-overlay", "-o",
+                            f"lowerdir={dst},upperdir={upper},workdir={work}", dst], check=True)
         for spec in self.a.bind:
             src, dst = spec.split(":", 1)
             os.makedirs(src, exist_ok=True)
@@ -515,6 +524,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--hostname", default="")
     p.add_argument("--bind", action="append", default=[], metavar="SRC:DST")
+    p.add_argument("--overlay", action="append", default=[], metavar="DST:UPPER:WORK",
+                   help="give the host a copy-on-write view of DST (applied before --bind)")
     p.add_argument("--outer-ns", action="append", default=[], metavar="KIND=NS",
                    help="the machine's namespaces (readlink /proc/self/ns/KIND of the caller)")
     p.add_argument("--manifests", default="/etc/kubernetes/manifests")

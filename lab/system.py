@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -136,10 +137,8 @@ def stop_pid(pid: int, timeout: float) -> None:
 
 def kill_pids(pids: list[int]) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def spawn(cmd: list[str], log: Path, **kw) -> subprocess.Popen:

@@ -134,12 +134,13 @@ new_wrapper() {
     printf 'module %s\n\ngo %s\n' "$2" "$GO_LANG" >"$1/go.mod"
 }
 
-# copy_remote_replaces SRC_GOMOD WRAPPER_DIR: copy module=>module@version replaces.
+# copy_remote_replaces SRC_GOMOD WRAPPER_DIR LABEL: copy SRC_GOMOD's module=>module@version
+# replaces into the wrapper (only the main module's replaces count, so a wrapper must repeat them).
 copy_remote_replaces() {
     local old oldv new newv
     while IFS='|' read -r old oldv new newv; do
         [[ -n "$old" ]] || continue
-        log "  replace $old${oldv:+@$oldv} => $new@$newv (copied from $(basename "$(dirname "$1")")/$(basename "$1"))"
+        log "  replace $old${oldv:+@$oldv} => $new@$newv (from $3's go.mod)"
         (cd "$2" && run go mod edit -replace="$old${oldv:+@$oldv}=$new@$newv")
     done < <(replace_lines "$1" remote)
 }
@@ -221,7 +222,7 @@ build_pulumi() {
     new_wrapper "$w" kube-audit.local/toolchain/pulumi-cli
     # pkg/v3 replaces sdk/v3 => ../sdk: require sdk/v3 at the same version instead.
     (cd "$w" && run go get "$PULUMI_PKG@$PULUMI_CLI_VERSION" "$PULUMI_SDK@$PULUMI_CLI_VERSION")
-    copy_remote_replaces "$(mod_gomod "$PULUMI_PKG@$PULUMI_CLI_VERSION")" "$w"
+    copy_remote_replaces "$(mod_gomod "$PULUMI_PKG@$PULUMI_CLI_VERSION")" "$w" "$PULUMI_PKG@$PULUMI_CLI_VERSION"
     write_tools "$w" "$PULUMI_PKG/cmd/pulumi"
     tidy "$w"
     # Without version.Version, `pulumi version` is empty and the automation API refuses the CLI.
@@ -236,7 +237,7 @@ build_pulumi_language_python() {
     local w="$WORK/pulumi-language-python"
     new_wrapper "$w" kube-audit.local/toolchain/pulumi-language-python
     (cd "$w" && run go get "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION")
-    copy_remote_replaces "$(mod_gomod "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION")" "$w"
+    copy_remote_replaces "$(mod_gomod "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION")" "$w" "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION"
     write_tools "$w" "$PULUMI_SDK/python/cmd/pulumi-language-python"
     tidy "$w"
     gobuild "$w" pulumi-language-python "$PULUMI_SDK/python/cmd/pulumi-language-python" \
@@ -269,7 +270,7 @@ build_pulumi_resource_command() {
     local w="$WORK/pulumi-command"
     new_wrapper "$w" kube-audit.local/toolchain/pulumi-command
     (cd "$w" && run go get "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION")
-    copy_remote_replaces "$(mod_gomod "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION")" "$w"
+    copy_remote_replaces "$(mod_gomod "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION")" "$w" "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION"
     write_tools "$w" "$CMD_PROV/cmd/pulumi-resource-command"
     tidy "$w"
     gobuild "$w" pulumi-resource-command "$CMD_PROV/cmd/pulumi-resource-command" \
@@ -307,7 +308,7 @@ build_pulumi_resource_kubernetes() {
         fail "schema-embed.json does not carry version $PULUMI_KUBERNETES_PLUGIN_VERSION"
     (cd "$w" && run go mod edit -require="$K8S_PROV@$PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION" \
         -replace="$K8S_PROV=./provider")
-    copy_remote_replaces "$src/go.mod" "$w"
+    copy_remote_replaces "$src/go.mod" "$w" "$K8S_PROV@$PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION"
     write_tools "$w" "$K8S_PROV/cmd/pulumi-resource-kubernetes"
     tidy "$w"
     gobuild "$w" pulumi-resource-kubernetes "$K8S_PROV/cmd/pulumi-resource-kubernetes" \
@@ -339,7 +340,7 @@ build_kube_apiserver() {
     done < <(replace_lines "$gomod" local)
     ((n > 0)) || fail "found no staging replaces in $gomod"
     log "  replaced $n k8s.io staging modules with $staging_ver"
-    copy_remote_replaces "$gomod" "$w"
+    copy_remote_replaces "$gomod" "$w" "k8s.io/kubernetes@$KUBERNETES_VERSION"
     write_tools "$w" k8s.io/kubernetes/cmd/kube-apiserver
     tidy "$w"
     IFS=. read -r major minor rest <<<"${KUBERNETES_VERSION#v}"
@@ -388,7 +389,7 @@ build_helm() {
     local w="$WORK/helm" cg maj min
     new_wrapper "$w" kube-audit.local/toolchain/helm
     (cd "$w" && run go get "helm.sh/helm/v3@$HELM_VERSION")
-    copy_remote_replaces "$(mod_gomod "helm.sh/helm/v3@$HELM_VERSION")" "$w"
+    copy_remote_replaces "$(mod_gomod "helm.sh/helm/v3@$HELM_VERSION")" "$w" "helm.sh/helm/v3@$HELM_VERSION"
     write_tools "$w" helm.sh/helm/v3/cmd/helm
     tidy "$w"
     # As helm's Makefile: version, and the Kubernetes version capabilities from client-go.
@@ -450,5 +451,5 @@ missing=0
     # shellcheck disable=SC2016  # $PATH is meant literally
     printf '\nUse: export PATH="%s:$PATH" PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n' "$BIN"
     printf '     and put the Pulumi project'"'"'s virtualenv bin/ first on PATH (or set PULUMI_PYTHON_CMD).\n'
-} >&2
+}
 exit 0

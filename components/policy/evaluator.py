@@ -177,7 +177,8 @@ class CompiledPolicy:
 
     def __init__(self, policy: Policy) -> None:
         self.rules = tuple(compile_rule(r, i, policy) for i, r in enumerate(policy.rules))
-        self.default = Decision("None", None, stage_union(policy.omit_stages), policy.omit_managed_fields)
+        # With no match the checker returns the policy's omitStages as written (not de-duplicated).
+        self.default = Decision("None", None, policy.omit_stages, policy.omit_managed_fields)
         # Tuples unpack faster than attribute look-ups in the hot loop.
         self._flat = tuple(
             (r.users, r.groups, r.verbs, r.branch, r.namespaces, r.resources, r.paths, r.decision) for r in self.rules

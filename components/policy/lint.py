@@ -134,11 +134,12 @@ def _judge_entry(group: str, entry: str) -> tuple[str, str] | None:
             return "unknown-resource", f'no resource in {label} has a subresource "{sub}"'
         return None
     if resource not in table:
-        elsewhere = [g or "core" for g in resources_in_other_groups(resource)]
-        if elsewhere:
+        owners = resources_in_other_groups(resource)
+        if owners:
+            names = ", ".join(g or "the core group" for g in owners)
             return "wrong-group", (
-                f'"{resource}" is not served by {label} but by {", ".join(elsewhere)}: '
-                "this entry matches nothing (the group must match exactly)"
+                f'"{resource}" is served by {names}, not by {label}: this entry matches nothing '
+                f'(the group must match exactly; write group: "{owners[0]}")'
             )
         close = difflib.get_close_matches(resource.replace(" ", ""), list(table), n=1)
         hint = f' (did you mean "{close[0]}"?)' if close else ""

@@ -13,6 +13,7 @@ instead of trusting PyYAML's tags.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -148,6 +149,7 @@ def compose(text: str, source: str) -> Node | None:
     A second document is refused rather than ignored: go-yaml reads only the first one, so
     anything after ``---`` would silently not be part of the policy.
     """
+    _check_json(text, source)
     try:
         return yaml.compose(text, Loader=_PlainMarkingLoader)  # type: ignore[no-any-return]
     except yaml.MarkedYAMLError as err:
@@ -161,6 +163,30 @@ def compose(text: str, source: str) -> Node | None:
         raise PolicyError([Problem(source, line, col, f"YAML syntax error: {message}")]) from None
     except yaml.YAMLError as err:  # reader errors (e.g. control characters) carry no mark
         raise PolicyError([Problem(source, 1, 1, f"YAML error: {err}")]) from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_json(text: str, source: str) -> None:
+    """A document starting with "{" must be strict JSON: that is how the apiserver reads it.
+
+    k8s.io/apimachinery's universal decoder sniffs the first non-space byte; on "{" it uses its
+    JSON decoder, so a YAML flow mapping such as ``{kind: Policy, ...}`` is a JSON syntax error.
+    """
+    if not text.lstrip().startswith("{"):
+        return
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as err:
+        message = (
+            "kube-apiserver reads a file that starts with '{' as JSON, and this is not valid JSON: "
+            f"{err.msg} (write block-style YAML, or quote every key and string)"
+        )
+        raise PolicyError([Problem(source, err.lineno, err.colno, message)]) from None
+    except ValueError as err:
+        raise PolicyError([Problem(source, 1, 1, f"invalid JSON: {err}")]) from None
 
 
 _DASH_NO_SPACE = re.compile(r"^\s*-[A-Za-z_\"']")

@@ -68,7 +68,8 @@ class Node:
                "--apiserver-bin", str(binary), "--rootfs", str(root / "rootfs"), "--run-dir", str(root / "run"),
                "--log", str(self.log), "--status", str(self.status_file),
                "--poll", "0.2", "--backoff-initial", "0.5", "--backoff-cap", "2"]
-        self.proc = subprocess.Popen(cmd, stdout=open(root / "supervisor.out", "wb"), stderr=subprocess.STDOUT)
+        with open(root / "supervisor.out", "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
     def write(self, pod: dict | None = None, name: str = "kube-apiserver.yaml", prefix: str = "") -> None:
         text = prefix + yaml.safe_dump(pod or self.pod)

@@ -89,7 +89,7 @@ def test_container_spec_maps_hostpath_volumes_and_command():
     spec = container_spec(pod, rootfs="/r", binary="/b", hostname="h", hosts="")
     assert spec["command"][0] == "kube-apiserver" and spec["command"][-1] == "--v=2"
     assert spec["env"]["GOGC"] == "50"
-    audit = [m for m in spec["mounts"] if m["name"] == "audit"][0]
+    audit = next(m for m in spec["mounts"] if m["name"] == "audit")
     assert audit == {"name": "audit", "src": "/var/log/kubernetes/audit", "dst": "/var/log/audit",
                      "type": "", "readOnly": False}
     assert spec["grace"] == 30

@@ -1,0 +1,155 @@
+"""Differential test: our loader and evaluator vs the real kube-apiserver code (k8s.io/apiserver).
+
+Every disagreement is a bug in ours, except where we are stricter on purpose (``DELIBERATE``).
+Counts of the last run are written to ``<cache>/parity/last-run.json`` for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.policy import Policy, PolicyError, Request, evaluate, load_policy
+
+from ..unit.policy.strategies import policy_texts, realistic_requests, requests
+from .conftest import Runner, cache_dir
+
+pytestmark = pytest.mark.parity
+
+REPO = Path(__file__).resolve().parents[2]
+STATS: Counter[str] = Counter()
+
+
+def go_request(r: Request) -> dict[str, Any]:
+    return {
+        "user": r.user,
+        "groups": list(r.groups),
+        "verb": r.verb,
+        "apiGroup": r.api_group,
+        "resource": r.resource,
+        "subresource": r.subresource,
+        "namespace": r.namespace,
+        "name": r.name,
+        "path": r.path,
+        "resourceRequest": r.is_resource_request,
+    }
+
+
+def ours(text: str) -> Policy | PolicyError:
+    try:
+        return load_policy(text, "gen.yaml")
+    except PolicyError as err:
+        return err
+
+
+def compare(go: Runner, cases: list[tuple[str, list[Request]]]) -> list[str]:
+    """Run all cases through both implementations; return readable mismatches."""
+    answer = go({"mode": "eval", "cases": [{"policy": t, "requests": [go_request(r) for r in rs]} for t, rs in cases]})
+    mismatches = []
+    for (text, reqs), result in zip(cases, answer["results"], strict=True):
+        policy = ours(text)
+        STATS["policies"] += 1
+        if isinstance(policy, PolicyError) or not result["ok"]:
+            STATS["rejected_by_both" if isinstance(policy, PolicyError) and not result["ok"] else "accept_mismatch"] += 1
+            if isinstance(policy, PolicyError) != (not result["ok"]):
+                mismatches.append(f"accept/reject differs\n--- policy\n{text}--- go: {result}\n--- ours: {policy}")
+            continue
+        STATS["accepted_by_both"] += 1
+        for request, theirs in zip(reqs, result["decisions"], strict=True):
+            STATS["requests"] += 1
+            mine = evaluate(policy, request)
+            got = (mine.level, mine.rule, sorted(mine.omit_stages), mine.omit_managed_fields)
+            want = (theirs["level"], theirs["rule"], sorted(theirs["omitStages"]), theirs["omitManagedFields"])
+            if got != want:
+                mismatches.append(f"decision differs for {asdict(request)}\n{text}ours={got}\ngo={want}")
+    return mismatches
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_stats() -> Any:
+    yield
+    out = cache_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "last-run.json").write_text(json.dumps(dict(STATS), indent=2, sort_keys=True))
+
+
+# Mostly valid policies (their decisions are compared), some with values the apiserver rejects.
+case = st.tuples(
+    policy_texts(invalid=False) | policy_texts(invalid=False) | policy_texts(invalid=True),
+    st.lists(requests() | realistic_requests(), min_size=1, max_size=40),
+)
+# PARITY_EXAMPLES=1000 for a long run; each example is one Go process over 10-30 policies.
+EXAMPLES = int(os.environ.get("PARITY_EXAMPLES", "100"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(case, min_size=10, max_size=30))
+def test_generated_policies_and_requests_agree(go_apiserver: Runner, cases: list[tuple[str, list[Request]]]) -> None:
+    mismatches = compare(go_apiserver, cases)
+    assert not mismatches, "\n\n".join(mismatches[:3])
+
+
+PROFILES = sorted((REPO / "policies").glob("*.yaml"))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(requests() | realistic_requests(), min_size=50, max_size=100))
+def test_shipped_profiles_agree_on_generated_requests(go_apiserver: Runner, reqs: list[Request]) -> None:
+    cases = [(p.read_text(), reqs) for p in PROFILES]
+    assert len(cases) >= 3
+    assert not compare(go_apiserver, cases)
+
+
+HEADER = "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+
+# Documents both sides must judge the same way.
+SAME = {
+    "seed (invalid YAML)": (REPO / "tests/fixtures/seed-policy.yaml").read_text(),
+    "v1beta1": "apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules: [{level: None}]\n",
+    "wrong kind": "apiVersion: audit.k8s.io/v1\nkind: Pod\nrules: [{level: None}]\n",
+    "no apiVersion": "kind: Policy\nrules: [{level: None}]\n",
+    "zero rules": HEADER + "rules: []\n",
+    "level missing": HEADER + "rules: [{users: [a]}]\n",
+    "level lower-case": HEADER + "rules: [{level: none}]\n",
+    "user y is a boolean": HEADER + "rules: [{level: None, users: [y]}]\n",
+    "namespace 0755 is a number": HEADER + "rules: [{level: None, namespaces: [0755]}]\n",
+    "users not a list": HEADER + "rules: [{level: None, users: alice}]\n",
+    "omitManagedFields yes": HEADER + "omitManagedFields: yes\nrules: [{level: None}]\n",
+    "omitManagedFields string": HEADER + "omitManagedFields: 'true'\nrules: [{level: None}]\n",
+    "group with version": HEADER + "rules: [{level: None, resources: [{group: apps/v1}]}]\n",
+    "group star": HEADER + "rules: [{level: None, resources: [{group: '*'}]}]\n",
+    "timestamp-like user": HEADER + "rules: [{level: None, users: [2024-01-02]}]\n",
+    "url without slash": HEADER + "rules: [{level: None, nonResourceURLs: [healthz]}]\n",
+    "urls with namespaces": HEADER + "rules: [{level: None, nonResourceURLs: [/a], namespaces: [x]}]\n",
+    "bad stage": HEADER + "omitStages: [Foo]\nrules: [{level: None}]\n",
+    "names without resources": HEADER + "rules: [{level: None, resources: [{resourceNames: [a]}]}]\n",
+}
+
+# Documents the apiserver accepts (dropping or defaulting something) and we refuse on purpose.
+DELIBERATE = {
+    "unknown field (dropped: the rule widens)": HEADER + "rules: [{level: None, verb: [get]}]\n",
+    "mis-indented matcher": HEADER + "rules:\n- level: None\n  resources:\n  - group: ''\n    verbs: [get]\n",
+    "duplicate key": HEADER + "rules: [{level: None, level: Metadata}]\n",
+    "null list item (read as \"\")": HEADER + "rules: [{level: None, users: [a, null]}]\n",
+    "kind missing (defaulted)": "apiVersion: audit.k8s.io/v1\nrules: [{level: None}]\n",
+    "second YAML document (ignored)": HEADER + "rules: [{level: None}]\n---\nfoo: bar\n",
+}
+
+
+def test_hand_picked_documents(go_apiserver: Runner) -> None:
+    docs = {**SAME, **DELIBERATE}
+    answer = go_apiserver({"mode": "eval", "cases": [{"policy": t, "requests": []} for t in docs.values()]})
+    verdicts = {name: result["ok"] for name, result in zip(docs, answer["results"], strict=True)}
+    for name, text in SAME.items():
+        assert isinstance(ours(text), Policy) == verdicts[name], (name, verdicts[name], ours(text))
+    for name, text in DELIBERATE.items():
+        assert verdicts[name] is True, f"{name}: the apiserver was expected to accept this"
+        assert isinstance(ours(text), PolicyError), f"{name}: we are meant to refuse this"

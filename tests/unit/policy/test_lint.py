@@ -1,0 +1,214 @@
+"""Lint: one test per code, positive and negative."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.policy import Finding, lint
+
+from .conftest import policy_of
+
+CATCH_ALL = "  - level: Metadata\n"
+QUIET = "omitStages: [RequestReceived]\n"
+
+
+def codes(rules: str, extra: str = QUIET) -> list[tuple[int | None, str]]:
+    return [(f.rule, f.code) for f in lint(policy_of(extra + "rules:\n" + rules))]
+
+
+def findings(rules: str, code: str) -> list[Finding]:
+    return [f for f in lint(policy_of(QUIET + "rules:\n" + rules)) if f.code == code]
+
+
+def test_clean_policy_has_no_findings() -> None:
+    assert codes("  - level: None\n    nonResourceURLs: [/healthz*]\n" + CATCH_ALL) == []
+
+
+# -- shadowed-rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    [
+        ("    users: [kube-admin]", "    users: [kube-admin]\n    verbs: [create]"),
+        ("    resources: [{group: ''}]", "    resources: [{resources: [pods]}]"),
+        ("    resources: [{resources: ['*']}]", "    resources: [{resources: [pods/log]}]"),
+        ("    resources: [{resources: [pods/*]}]", "    resources: [{resources: [pods, pods/log]}]"),
+        ("    nonResourceURLs: [/healthz*]", "    nonResourceURLs: [/healthz/etcd, /healthz]"),
+        ("    userGroups: [a, b]", "    userGroups: [b]"),
+        ("    verbs: [get, list, watch, create, update, patch, delete, deletecollection, proxy]\n    namespaces: ['']",
+         "    verbs: [get]\n    namespaces: ['']"),
+        # verbs restricted to those that can carry a name: get,delete,... vs a resourceNames rule
+        ("    verbs: [get, list, watch, create, update, patch, delete, proxy]\n    resources: [{resources: [pods]}]",
+         "    resources: [{resources: [pods], resourceNames: [web]}]"),
+    ],
+)
+def test_shadowed(earlier: str, later: str) -> None:
+    rules = f"  - level: None\n{earlier}\n  - level: Request\n{later}\n{CATCH_ALL}"
+    assert (1, "shadowed-rule") in codes(rules)
+    (finding,) = findings(rules, "shadowed-rule")
+    assert "rule 0 (line 5)" in finding.message and finding.severity == "warning"
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    [
+        ("    users: [kube-admin]\n    verbs: [create]", "    users: [kube-admin]"),
+        ("    resources: [{resources: [pods]}]", "    resources: [{resources: [pods/log]}]"),
+        ("    resources: [{resources: ['*/log']}]", "    resources: [{resources: [pods/*]}]"),
+        ("    namespaces: [default]", "    resources: [{resources: [pods]}]"),
+        ("    nonResourceURLs: [/healthz]", "    nonResourceURLs: [/healthz*]"),
+        ("    userGroups: [a]", "    users: [bob]"),
+        ("    resources: [{resources: [pods], resourceNames: [web]}]", "    resources: [{resources: [pods]}]"),
+    ],
+)
+def test_not_shadowed(earlier: str, later: str) -> None:
+    rules = f"  - level: None\n{earlier}\n  - level: Request\n{later}\n{CATCH_ALL}"
+    assert "shadowed-rule" not in [c for _, c in codes(rules)]
+
+
+def test_rule_covering_both_kinds_is_shadowed_only_by_a_rule_covering_both() -> None:
+    both = "  - level: None\n    users: [x]\n"
+    assert (1, "shadowed-rule") not in codes("  - level: None\n    users: [x]\n    namespaces: [a]\n" + both)
+    assert (1, "shadowed-rule") in codes(both + "  - level: Request\n    users: [x]\n    nonResourceURLs: [/a]\n")
+
+
+# -- never-matches ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        ("    verbs: [GET, LIST]", "lower-case"),
+        ("    resources: [{resources: ['*/*']}]", "'*/*' matches nothing"),
+        ("    verbs: [deletecollection]\n    resources: [{resources: [pods], resourceNames: [web]}]", "resourceNames"),
+        ("    resources: [{resources: [pods/log/x]}]", "can match"),
+    ],
+)
+def test_never_matches(rule: str, why: str) -> None:
+    rules = f"  - level: Request\n{rule}\n{CATCH_ALL}"
+    (finding,) = findings(rules, "never-matches")
+    assert finding.rule == 0 and why in finding.message
+    assert "shadowed-rule" not in [c for _, c in codes(rules)]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        # list/watch carry a name with fieldSelector=metadata.name=..., create on a subresource too
+        "    verbs: [list, watch]\n    resources: [{resources: [pods], resourceNames: [web]}]",
+        "    verbs: [create]\n    resources: [{resources: [pods/eviction], resourceNames: [web]}]",
+        "    verbs: [get]\n    resources: [{resources: [pods/*]}]",
+    ],
+)
+def test_matches_something(rule: str) -> None:
+    assert not findings(f"  - level: Request\n{rule}\n{CATCH_ALL}", "never-matches")
+
+
+def test_unknown_verb_among_good_ones() -> None:
+    (finding,) = findings("  - level: None\n    verbs: [get, Watch]\n" + CATCH_ALL, "unknown-verb")
+    assert "'Watch'" in finding.message
+
+
+# -- sensitive-body-logged --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        "  - level: RequestResponse\n",
+        "  - level: Request\n    resources: [{group: ''}]\n",
+        "  - level: Request\n    verbs: [create]\n    resources: [{resources: ['*/token']}]\n",
+        "  - level: RequestResponse\n    resources: [{group: authentication.k8s.io}]\n",
+        "  - level: Metadata\n    resources: [{resources: [secrets]}]\n  - level: Request\n    users: [bob]\n",
+        "  - level: Metadata\n    resources: [{resources: [secrets], resourceNames: [a]}]\n  - level: Request\n",
+    ],
+)
+def test_sensitive_body_logged(rules: str) -> None:
+    found = findings(rules, "sensitive-body-logged")
+    assert found and all(f.severity == "error" for f in found)
+
+
+def test_sensitive_body_logged_reports_the_rule_that_matches_first() -> None:
+    rules = (
+        "  - level: Metadata\n    resources: [{resources: [secrets, configmaps, serviceaccounts/token]}]\n"
+        "  - level: Request\n    resources: [{group: authentication.k8s.io, resources: [tokenreviews]}]\n"
+        "  - level: RequestResponse\n"
+    )
+    (finding,) = findings(rules, "sensitive-body-logged")
+    assert finding.rule == 1 and "create tokenreviews (authentication.k8s.io)" in finding.message
+
+
+def test_sensitive_resources_at_metadata_first_are_fine() -> None:
+    rules = (
+        "  - level: Metadata\n    resources:\n      - resources: [secrets, configmaps, serviceaccounts/token]\n"
+        "      - group: authentication.k8s.io\n        resources: [tokenreviews]\n"
+        "  - level: RequestResponse\n"
+    )
+    assert not findings(rules, "sensitive-body-logged")
+
+
+# -- resources ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "group", "code", "fragment"),
+    [
+        ("token reviews", "authentication.k8s.io", "unknown-resource", 'did you mean "tokenreviews"'),
+        ("pods/logs", "''", "unknown-resource", 'did you mean "pods/log"'),
+        ("deployments", "''", "wrong-group", "served by apps"),
+        ("pods", "apps", "wrong-group", "served by the core group"),
+        ("*/scael", "apps", "unknown-resource", 'subresource "scael"'),
+        ("*/*", "''", "unknown-resource", "use '*'"),
+    ],
+)
+def test_resource_entries(entry: str, group: str, code: str, fragment: str) -> None:
+    rules = f"  - level: None\n    resources: [{{group: {group}, resources: ['{entry}']}}]\n" + CATCH_ALL
+    found = findings(rules, code)
+    assert found and fragment in found[0].message, lint(policy_of(QUIET + "rules:\n" + rules))
+
+
+@pytest.mark.parametrize(
+    ("entry", "group"),
+    [("pods/log", "''"), ("deployments/scale", "apps"), ("*/status", "apps"), ("widgets", "example.com"), ("*", "''")],
+)
+def test_known_or_unjudged_resources(entry: str, group: str) -> None:
+    rules = f"  - level: None\n    resources: [{{group: {group}, resources: ['{entry}']}}]\n" + CATCH_ALL
+    assert not [c for _, c in codes(rules) if c in ("unknown-resource", "wrong-group")]
+
+
+def test_removed_and_wildcard_groups() -> None:
+    rules = "  - level: None\n    resources: [{group: extensions}, {group: '*', resources: [pods]}]\n" + CATCH_ALL
+    assert {(0, "removed-group"), (0, "wildcard-group")} <= set(codes(rules))
+
+
+# -- whole-policy and identity checks ---------------------------------------------------------------
+
+
+def test_privileged_dropped() -> None:
+    assert (0, "privileged-dropped") in codes("  - level: None\n    userGroups: [system:masters]\n" + CATCH_ALL)
+    assert (0, "privileged-dropped") in codes("  - level: None\n    users: [kube-admin]\n    verbs: [get, delete]\n" + CATCH_ALL)
+    assert not findings("  - level: None\n    users: [kube-admin]\n    verbs: [get, list]\n" + CATCH_ALL, "privileged-dropped")
+    assert not findings("  - level: Metadata\n    users: [kube-admin]\n", "privileged-dropped")
+
+
+def test_body_level_on_non_resource_urls() -> None:
+    assert (0, "body-level-non-resource") in codes("  - level: Request\n    nonResourceURLs: [/x]\n" + CATCH_ALL)
+    assert not findings("  - level: Metadata\n    nonResourceURLs: [/x]\n" + CATCH_ALL, "body-level-non-resource")
+
+
+def test_no_catch_all() -> None:
+    assert (None, "no-catch-all") in codes("  - level: Metadata\n    verbs: [create]\n")
+    assert (None, "no-catch-all") not in codes("  - level: None\n    verbs: [get]\n  - level: None\n")
+
+
+def test_request_received_kept() -> None:
+    assert (None, "request-received-kept") in codes(CATCH_ALL, extra="")
+    assert (None, "request-received-kept") not in codes("  - level: Metadata\n    omitStages: [RequestReceived]\n", extra="")
+    assert (None, "request-received-kept") not in codes("  - level: None\n", extra="")
+
+
+def test_findings_are_sorted_whole_policy_first_then_by_rule_errors_first() -> None:
+    result = lint(policy_of("rules:\n  - level: RequestResponse\n    verbs: [GET, get]\n    resources: [{group: extensions}]\n"))
+    keys = [(f.rule if f.rule is not None else -1, f.severity != "error") for f in result]
+    assert keys == sorted(keys) and result[0].rule is None

@@ -1,0 +1,89 @@
+"""Property tests: compiled evaluator vs a naive checker; lint claims vs actual evaluations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from components.policy import Policy, PolicyError, Request, evaluate, lint, load_policy
+from components.policy.builtins import SENSITIVE
+
+from .reference import reference_evaluate, rule_matches
+from .strategies import policy_texts, realistic_requests, requests
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def valid(text: str) -> Policy:
+    try:
+        return load_policy(text, "gen.yaml")
+    except PolicyError:
+        assume(False)
+        raise
+
+
+@SETTINGS
+@given(policy_texts(), st.lists(requests(), min_size=1, max_size=20))
+def test_compiled_evaluator_equals_naive_checker(text: str, reqs: list[Request]) -> None:
+    policy = valid(text)
+    for request in reqs:
+        ours = evaluate(policy, request)
+        ref = reference_evaluate(policy, request)
+        assert (ours.level, ours.rule, ours.omit_managed_fields) == (ref.level, ref.rule, ref.omit_managed_fields)
+        assert sorted(ours.omit_stages) == list(ref.omit_stages)
+
+
+@SETTINGS
+@given(policy_texts())
+def test_loader_reads_back_what_was_written(text: str) -> None:
+    policy = valid(text)
+    doc: dict[str, Any] = yaml.safe_load(text)
+    assert len(policy.rules) == len(doc["rules"])
+    for rule, raw in zip(policy.rules, doc["rules"], strict=True):
+        assert rule.level == raw["level"]
+        assert rule.users == tuple(raw.get("users", ()))
+        assert rule.verbs == tuple(raw.get("verbs", ()))
+        assert rule.non_resource_urls == tuple(raw.get("nonResourceURLs", ()))
+        assert [gr.group for gr in rule.resources] == [g.get("group", "") for g in raw.get("resources", [])]
+        assert rule.omit_managed_fields == raw.get("omitManagedFields")
+    assert policy.omit_managed_fields == doc.get("omitManagedFields", False)
+
+
+@SETTINGS
+@given(policy_texts(), st.lists(realistic_requests(), min_size=1, max_size=30))
+def test_lint_rule_claims_hold_for_real_requests(text: str, reqs: list[Request]) -> None:
+    policy = valid(text)
+    findings = lint(policy)
+    shadowed = {f.rule: f for f in findings if f.code == "shadowed-rule"}
+    never = {f.rule for f in findings if f.code == "never-matches"}
+    for request in reqs:
+        decision = evaluate(policy, request)
+        assert decision.rule not in shadowed, (shadowed[decision.rule], request)
+        for index in never:
+            assert not rule_matches(policy.rules[index], request), (index, request)
+
+
+@SETTINGS
+@given(policy_texts(), st.lists(realistic_requests(), min_size=1, max_size=40))
+def test_sensitive_body_logged_is_complete(text: str, reqs: list[Request]) -> None:
+    policy = valid(text)
+    flagged = {f.rule for f in lint(policy) if f.code == "sensitive-body-logged"}
+    for request in reqs:
+        if (request.api_group, request.resource, request.subresource) not in SENSITIVE:
+            continue
+        decision = evaluate(policy, request)
+        if decision.level in ("Request", "RequestResponse"):
+            assert decision.rule in flagged, (request, decision)
+
+
+@SETTINGS
+@given(policy_texts())
+def test_lint_never_crashes_and_is_well_formed(text: str) -> None:
+    policy = valid(text)
+    for finding in lint(policy):
+        assert finding.severity in ("error", "warning")
+        assert finding.rule is None or 0 <= finding.rule < len(policy.rules)
+        assert finding.code and finding.message
