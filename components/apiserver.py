@@ -11,18 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_command import remote
 
 from components.manifest.desired import AuditState, NodeRequest
 from components.node_program import NodeProgram, python_command
 from components.settings import Master, RolloutSettings
+from components.ssh import Connection, RemoteCommand
 
 
 @dataclass(frozen=True)
 class ApiServerAuditChangeArgs:
     master: Master
     """The master whose manifest is changed."""
-    connection: remote.ConnectionArgs
+    connection: Connection
     """How to reach it."""
     program: NodeProgram
     """The node program on that master."""
@@ -78,7 +78,7 @@ class ApiServerAuditChange(pulumi.ComponentResource):
         # Destroy has no stdin, so the audit-off request travels as an argument.
         off = dataclasses.replace(args.state, enabled=False, policy_hash=None)
         revert = python_command(program, "apply", "--request", _request(args, off).to_json(compact=True))
-        self.command = remote.Command(
+        self.command = RemoteCommand(
             f"{name}-manifest",
             connection=args.connection,
             create=apply,

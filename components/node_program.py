@@ -11,30 +11,28 @@ import shlex
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_command import remote
 
 from components.manifest.bundle import build_bundle
 from components.settings import PROJECT_DIR, Master, Settings
+from components.ssh import Connection, RemoteFile
 
 _BUILD_DIR = PROJECT_DIR / ".build"
 
 
-def connection(master: Master, settings: Settings) -> remote.ConnectionArgs:
-    """SSH connection for one master; the key is wrapped as a Pulumi secret before it leaves here.
+def connection(master: Master, settings: Settings) -> Connection:
+    """SSH connection for one master (resources wrap it as a secret input).
 
-    With no key configured the provider falls back to the ssh-agent (SSH_AUTH_SOCK).
+    With no key configured the ssh-agent (SSH_AUTH_SOCK) is used.
     """
     key = settings.ssh_private_key
     passphrase = settings.ssh_private_key_passphrase
-    return remote.ConnectionArgs(
+    return Connection(
         host=master.host,
-        port=float(master.port),
+        port=master.port,
         user=master.user,
         host_key=master.host_key,
-        private_key=pulumi.Output.secret(key.get_secret_value()) if key else None,
-        private_key_password=pulumi.Output.secret(passphrase.get_secret_value()) if passphrase else None,
-        dial_error_limit=5,
-        per_dial_timeout=15,
+        private_key=key.get_secret_value() if key else None,
+        private_key_password=passphrase.get_secret_value() if passphrase else None,
     )
 
 
@@ -51,7 +49,7 @@ def python_command(program: str, *args: str) -> str:
 class NodeProgramArgs:
     master: Master
     """The master to copy the program to."""
-    connection: remote.ConnectionArgs
+    connection: Connection
     """How to reach it."""
     remote_dir: str
     """Directory on the master that holds the program (created if missing)."""
@@ -71,10 +69,10 @@ class NodeProgram(pulumi.ComponentResource):
         super().__init__("kube-audit:index:NodeProgram", name, {"master": args.master.name}, opts)
         bundle = build_bundle(_BUILD_DIR)
         self.path = posixpath.join(args.remote_dir, bundle.name)
-        self.copy = remote.CopyToRemote(
+        self.copy = RemoteFile(
             f"{name}-copy",
             connection=args.connection,
-            source=pulumi.FileAsset(str(bundle)),
+            source=str(bundle),
             remote_path=self.path,
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -7,17 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_command import remote
 
 from components.node_program import NodeProgram, python_command
 from components.settings import Master, PolicySource
+from components.ssh import Connection, RemoteCommand
 
 
 @dataclass(frozen=True)
 class AuditPolicyFileArgs:
     masters: tuple[Master, ...]
     """Every control-plane node; each gets the same file."""
-    connections: Mapping[str, remote.ConnectionArgs]
+    connections: Mapping[str, Connection]
     """Per master name, how to reach it."""
     programs: Mapping[str, NodeProgram]
     """Per master name, the node program that writes the file."""
@@ -36,7 +36,7 @@ class AuditPolicyFile(pulumi.ComponentResource):
 
     policy_hash: str
     """sha256 of the policy text; the manifest annotation that restarts the apiserver carries it."""
-    writes: dict[str, remote.Command]
+    writes: dict[str, RemoteCommand]
     """Per master name, the command that wrote the file (manifest changes depend on it)."""
 
     def __init__(self, name: str, args: AuditPolicyFileArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -49,7 +49,7 @@ class AuditPolicyFile(pulumi.ComponentResource):
         for master in args.masters:
             program = args.programs[master.name].path
             write = python_command(program, "write-file", "--path", path, "--mode", "0600")
-            self.writes[master.name] = remote.Command(
+            self.writes[master.name] = RemoteCommand(
                 f"{name}-{master.name}",
                 connection=args.connections[master.name],
                 create=write,

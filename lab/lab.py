@@ -7,6 +7,7 @@ Layout of the state dir (default ~/.cache/kube-audit/lab, or $KUBE_AUDIT_LAB):
     ssh/id_ed25519{,.pub}         the key the program logs in with; known_hosts
     admin.kubeconfig              client cert in system:masters, server = master 1
     etcd/ etcd.log etcd.pid       the one etcd every master uses (https://10.77.N.1:2379)
+    controllers.{log,pid}         DaemonSet-status stand-in for kube-controller-manager
     hosts/lab-master-K/
         etc-kubernetes/           the host's /etc/kubernetes   (manifests/, pki/, admin.conf)
         var-log-kubernetes/       the host's /var/log/kubernetes (audit/ appears here)
@@ -184,6 +185,23 @@ def ensure_host(lab: Lab, h: Host, apiserver: Path, python: str) -> None:
     log(f"{h.name}: supervisor pid {proc.pid} in netns {h.netns} ({h.ip})")
 
 
+CONTROLLERS = Path(__file__).resolve().parent / "controllers.py"
+
+
+def ensure_controllers(lab: Lab, python: str) -> None:
+    """The DaemonSet-status stand-in for kube-controller-manager (lab/controllers.py)."""
+    pid_file = lab.state / "controllers.pid"
+    if system.pid_from_file(pid_file, str(CONTROLLERS)) is not None:
+        return
+    cmd = [python, str(CONTROLLERS), "--ca", str(lab.pki / "ca.crt"), "--cert", str(lab.pki / "controllers.crt"),
+           "--key", str(lab.pki / "controllers.key")]
+    for h in lab.hosts():
+        cmd += ["--server", h.server()]
+    proc = system.spawn(cmd, lab.state / "controllers.log")
+    pid_file.write_text(f"{proc.pid}\n")
+    log(f"controllers: DaemonSet status stand-in pid {proc.pid}")
+
+
 def ensure_helm_release(lab: Lab, helm: Path) -> None:
     env = {**os.environ, **lab.env()}
     st = system.run(str(helm), "status", HELM_RELEASE, "-n", HELM_NS, check=False, env=env)
@@ -225,6 +243,7 @@ def up(lab: Lab, timeout: float = 300) -> None:
         waited = system.wait_for(f"{h.name} kube-apiserver /readyz", lambda h=h: admin_client(lab, h).ready(),
                                  timeout=timeout)
         log(f"{h.name}: ready ({h.ip}, waited {waited:.1f}s)")
+    ensure_controllers(lab, python)
     ensure_helm_release(lab, bins["helm"])
     stack.setup(lab, log)
     log(f"up in {time.monotonic() - t0:.1f}s; state dir {lab.state}")
@@ -247,6 +266,10 @@ def down(lab: Lab, purge: bool = False) -> None:
     for h in names.values():
         _stop_host(lab, h)
         log(f"{h.name}: stopped")
+    pid = system.pid_from_file(lab.state / "controllers.pid", str(CONTROLLERS))
+    if pid is not None:
+        system.stop_pid(pid, timeout=10)
+        log("controllers: stopped")
     data = lab.etcd_dir / "data"
     pid = system.pid_from_file(lab.etcd_dir / "etcd.pid", str(data))
     if pid is not None:
@@ -266,6 +289,7 @@ def status(lab: Lab) -> dict:
     out: dict = {"state": str(lab.state), "bridge": system.link_exists(lab.bridge), "hosts": []}
     out["etcd"] = system.pid_from_file(lab.etcd_dir / "etcd.pid", str(lab.etcd_dir / "data")) is not None
     out["etcd_healthy"] = out["etcd"] and etcd_healthy(lab)
+    out["controllers"] = system.pid_from_file(lab.state / "controllers.pid", str(CONTROLLERS)) is not None
     for h in lab.hosts():
         st: dict = {}
         if h.status_file.exists():
@@ -289,7 +313,8 @@ def status(lab: Lab) -> dict:
 def format_status(s: dict) -> str:
     lines = [f"state dir: {s['state']}",
              f"bridge: {'up' if s['bridge'] else 'absent'}; etcd: "
-             f"{'healthy' if s['etcd_healthy'] else ('running' if s['etcd'] else 'stopped')}"]
+             f"{'healthy' if s['etcd_healthy'] else ('running' if s['etcd'] else 'stopped')}; "
+             f"controllers: {'running' if s.get('controllers') else 'stopped'}"]
     for h in s["hosts"]:
         lines.append(
             f"{h['name']:<14} {h['ip']:<12} {h['state'] or '-':<9} ready={'yes' if h['ready'] else 'no':<3} "

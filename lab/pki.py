@@ -70,6 +70,7 @@ def shared(pki: Path, etcd_ip: str) -> None:
     leaf(pki / "etcd/server", pki / "etcd/ca", "/CN=lab-etcd", server=True, client=True,
          sans=[f"IP:{etcd_ip}", "IP:127.0.0.1", "DNS:localhost"])
     leaf(pki / "admin", pki / "ca", "/O=system:masters/CN=kubernetes-admin", client=True)
+    leaf(pki / "controllers", pki / "ca", "/O=system:masters/CN=kalab-controllers", client=True)
     if not (pki / "sa.key").exists():
         _key(pki / "sa.key")
     if not (pki / "sa.pub").exists():

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from .builtins import NON_RESOURCE_VERBS, RESOURCE_VERBS
 from .evaluator import Decision, Request, evaluate
 from .lint import Finding, lint
 from .loader import load_policy_file
@@ -209,6 +210,12 @@ def run_explain(args: argparse.Namespace) -> int:
         _print_problems(err, sys.stderr)
         return 1
     decision = evaluate(policy, request)
+    known = RESOURCE_VERBS if request.is_resource_request else NON_RESOURCE_VERBS
+    if request.verb not in known:
+        # Still answered as asked, but such a request never reaches the policy from the apiserver.
+        print(
+            f"note: the apiserver never sends verb {request.verb!r} here; it uses {', '.join(known)}", file=sys.stderr
+        )
     if args.json:
         print(json.dumps(decision_json(decision)))
     else:

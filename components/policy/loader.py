@@ -12,9 +12,7 @@ run shows them all.
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,57 +20,25 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .model import LEVELS, STAGES, GroupResources, Policy, PolicyRule
 from .problems import PolicyError, Problem
+from .schema import (
+    DNS1123_MESSAGE,
+    DNS1123_SUBDOMAIN,
+    GROUP_RESOURCE_FIELDS,
+    LEVELS_MESSAGE,
+    OBJECT_META_FIELDS,
+    POLICY_FIELDS,
+    RULE_FIELDS,
+    STAGES_MESSAGE,
+    quote,
+    suggest,
+    unknown_field_message,
+)
 from .yamlnodes import compose, describe, is_null, mapping_items, position, scalar_kind
 
 API_VERSION = "audit.k8s.io/v1"
 KIND = "Policy"
 # First kube-apiserver release whose validation accepts group "*" (kubernetes/apiserver 6728d94).
 WILDCARD_GROUP_SINCE = (1, 36)
-
-_POLICY_FIELDS = ("apiVersion", "kind", "metadata", "rules", "omitStages", "omitManagedFields")
-_RULE_FIELDS = (
-    "level",
-    "users",
-    "userGroups",
-    "verbs",
-    "resources",
-    "namespaces",
-    "nonResourceURLs",
-    "omitStages",
-    "omitManagedFields",
-)
-_GROUP_RESOURCE_FIELDS = ("group", "resources", "resourceNames")
-_OBJECT_META_FIELDS = (
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-)
-# apimachinery IsDNS1123Subdomain.
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS1123_MESSAGE = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-_LEVELS_MESSAGE = ", ".join(f'"{level}"' for level in LEVELS)
-_STAGES_MESSAGE = "allowed stages are " + ",".join(STAGES)
-
-
-def _quote(value: str) -> str:
-    """Go's %q closely enough for messages."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class _Decoder:
@@ -94,7 +60,7 @@ class _Decoder:
 
     def invalid(self, node: Node, path: str, value: str, detail: str) -> None:
         """A ValidatePolicy error, worded like the apiserver's (field.Invalid)."""
-        self.report(node, f"{path}: Invalid value: {_quote(value)}: {detail}")
+        self.report(node, f"{path}: Invalid value: {quote(value)}: {detail}")
 
     # -- typed scalars and lists ---------------------------------------------------------------
 
@@ -106,7 +72,7 @@ class _Decoder:
         result: dict[str, Node] = {}
         for key, key_node, value in mapping_items(node, self.source, self.problems):
             if key not in allowed:
-                self.report(key_node, _unknown_field_message(path, key, allowed))
+                self.report(key_node, unknown_field_message(path, key, allowed))
                 continue
             if not is_null(value):  # null is "not set", as in the apiserver's JSON decoding
                 result[key] = value
@@ -165,7 +131,7 @@ class _Decoder:
         items = self.string_items(node, path)
         for i, stage, item in items:
             if stage not in STAGES:
-                self.invalid(item, f"{path}[{i}]", stage, _STAGES_MESSAGE + _suggest(stage, STAGES))
+                self.invalid(item, f"{path}[{i}]", stage, STAGES_MESSAGE + suggest(stage, STAGES))
         return tuple(stage for _, stage, _ in items)
 
     def level(self, node: Node | None, rule_node: Node, path: str) -> str:
@@ -173,12 +139,12 @@ class _Decoder:
         if value is None:
             return ""
         if value == "":
-            self.report(node or rule_node, f"{path}: Required value: one of {_LEVELS_MESSAGE}")
+            self.report(node or rule_node, f"{path}: Required value: one of {LEVELS_MESSAGE}")
         elif value not in LEVELS:
             self.report(
                 node or rule_node,
-                f"{path}: Unsupported value: {_quote(value)}: supported values: {_LEVELS_MESSAGE}"
-                + _suggest(value, LEVELS),
+                f"{path}: Unsupported value: {quote(value)}: supported values: {LEVELS_MESSAGE}"
+                + suggest(value, LEVELS),
             )
         return value
 
@@ -214,19 +180,19 @@ class _Decoder:
         detail = []
         if len(value) > 253:
             detail.append("must be no more than 253 characters")
-        if not _DNS1123_SUBDOMAIN.fullmatch(value):
-            detail.append(_DNS1123_MESSAGE)
+        if not DNS1123_SUBDOMAIN.fullmatch(value):
+            detail.append(DNS1123_MESSAGE)
         if detail:
             hint = ""
             if "/" in value:
-                hint = f" (write the group without its version: {_quote(value.split('/')[0])})"
+                hint = f" (write the group without its version: {quote(value.split('/')[0])})"
             self.invalid(node, path, value, ",".join(detail) + hint)
         return value
 
     # -- objects -------------------------------------------------------------------------------
 
     def group_resources(self, node: Node, path: str) -> GroupResources:
-        f = self.fields(node, path, _GROUP_RESOURCE_FIELDS, "a group and its resources")
+        f = self.fields(node, path, GROUP_RESOURCE_FIELDS, "a group and its resources")
         group = self.group(f["group"], f"{path}.group") if "group" in f else ""
         resources = self.strings(f["resources"], f"{path}.resources") if "resources" in f else ()
         names = self.strings(f["resourceNames"], f"{path}.resourceNames") if "resourceNames" in f else ()
@@ -240,7 +206,7 @@ class _Decoder:
         return GroupResources(group, resources, names, position(node)[0])
 
     def rule(self, node: Node, path: str, lines: list[str]) -> PolicyRule:
-        f = self.fields(node, path, _RULE_FIELDS, "a rule")
+        f = self.fields(node, path, RULE_FIELDS, "a rule")
         level = self.level(f.get("level"), node, f"{path}.level")
         get = self._getter(f, path)
         resources: list[GroupResources] = []
@@ -282,19 +248,31 @@ class _Decoder:
         return get
 
     def metadata(self, node: Node) -> str | None:
-        f = self.fields(node, "metadata", _OBJECT_META_FIELDS, "object metadata")
-        for key in ("labels", "annotations"):
-            if key in f:
-                sub = self.fields(f[key], f"metadata.{key}", tuple(_keys(f[key])), "a string map")
-                for name, value in sub.items():
-                    self.string(value, f"metadata.{key}.{name}")
+        """ObjectMeta: typed like the apiserver's decoder would; only ``name`` is kept."""
+        f = self.fields(node, "metadata", OBJECT_META_FIELDS, "object metadata")
+        for key, value in f.items():
+            path = f"metadata.{key}"
+            if key in ("labels", "annotations"):
+                sub = self.fields(value, path, tuple(_keys(value)), "a string map")
+                for name, item in sub.items():
+                    self.string(item, f"{path}.{name}")
+            elif key == "finalizers":
+                self.strings(value, path)
+            elif key in ("generation", "deletionGracePeriodSeconds"):
+                if not (isinstance(value, ScalarNode) and scalar_kind(value) == "int"):
+                    self.report(value, f"{path}: expected an integer, got {describe(value)}")
+            elif key in ("ownerReferences", "managedFields", "creationTimestamp", "deletionTimestamp"):
+                # Server-managed fields: meaningless in a policy file, and costly to type-check.
+                self.report(value, f"{path}: server-managed field; remove it from the policy file")
+            else:
+                self.string(value, path)
         return self.string(f["name"], "metadata.name") if "name" in f else None
 
     def policy(self, root: Node | None, text: str) -> tuple[PolicyRule, ...] | None:
         if root is None:
             self.problems.append(Problem(self.source, 1, 1, "empty file: expected an audit.k8s.io/v1 Policy"))
             return None
-        f = self.fields(root, "", _POLICY_FIELDS, "an audit Policy")
+        f = self.fields(root, "", POLICY_FIELDS, "an audit Policy")
         if not isinstance(root, MappingNode):
             return None
         self.type_meta(f, root)
@@ -326,44 +304,19 @@ class _Decoder:
                 old = ""
                 if version.startswith("audit.k8s.io/"):
                     old = " (v1alpha1 and v1beta1 were removed in Kubernetes 1.24)"
-                self.report(f["apiVersion"], f"apiVersion {_quote(version)} is not supported: use {API_VERSION}{old}")
+                self.report(f["apiVersion"], f"apiVersion {quote(version)} is not supported: use {API_VERSION}{old}")
         if "kind" not in f:
             self.report(root, f"kind is required: {KIND}")
         else:
             kind = self.string(f["kind"], "kind")
             if kind is not None and kind != KIND:
-                self.report(f["kind"], f"kind {_quote(kind)} is not supported: use {KIND}")
+                self.report(f["kind"], f"kind {quote(kind)} is not supported: use {KIND}")
 
 
 def _keys(node: Node) -> list[str]:
     if isinstance(node, MappingNode):
         return [str(k.value) for k, _ in node.value if isinstance(k, ScalarNode)]
     return []
-
-
-def _suggest(value: str, choices: tuple[str, ...]) -> str:
-    lowered = {c.lower(): c for c in choices}
-    if value.lower() in lowered:
-        return f" (did you mean {_quote(lowered[value.lower()])}? values are case-sensitive)"
-    close = difflib.get_close_matches(value, choices, n=1)
-    return f" (did you mean {_quote(close[0])}?)" if close else ""
-
-
-def _unknown_field_message(path: str, key: str, allowed: tuple[str, ...]) -> str:
-    """Explain an unknown key, including the common mis-indentation cases."""
-    where = f"{path}.{key}" if path else key
-    message = f'{where}: unknown field "{key}"'
-    if allowed is _GROUP_RESOURCE_FIELDS and key in _RULE_FIELDS:
-        message += f' ("{key}" belongs to the rule, not to a resources entry: check the indentation)'
-    elif allowed is _RULE_FIELDS and key in _GROUP_RESOURCE_FIELDS:
-        message += f' ("{key}" belongs inside a resources entry: check the indentation)'
-    elif allowed is _POLICY_FIELDS and key in _RULE_FIELDS:
-        message += f' ("{key}" belongs to a rule under "rules": check the indentation)'
-    else:
-        message += _suggest(key, allowed)
-    if allowed in (_RULE_FIELDS, _GROUP_RESOURCE_FIELDS):
-        message += "; the apiserver drops unknown fields with only a warning, so the rule would match more requests"
-    return message
 
 
 def _span(node: Node, lines: list[str]) -> tuple[int, int]:

@@ -7,8 +7,9 @@ pack only picks the resources and props out of the engine's view of this program
 * ``kube-audit:index:AuditLogging`` — props ``enabled``, ``logMaxAge``, ``logMaxBackup``,
   ``logMaxSize``
 
-Props that are unknown during preview (computed outputs) arrive as non-values and are skipped:
-the check runs again on ``pulumi up`` when they are known.
+All these props are plain config values, known at preview. Were one unknown, reading it raises
+the SDK's UnknownValueError, which pulumi_policy reports as "can't run policy ... during preview"
+rather than as a violation; the checks then run on ``pulumi up``.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def stack_of(urn: str) -> str:
     return head.split(":", 2)[2] if head.count(":") >= 2 else ""
 
 
-def _int(value: Any) -> int | None:
-    """An int prop, or None when unknown at preview (or absent)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _whole(value: Any) -> Any:
+    """Pulumi sends every number as a float (protobuf Struct): 30.0 -> 30; anything else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def validate_policy_file(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -54,7 +57,7 @@ def validate_policy_file(args: ResourceValidationArgs, report_violation: ReportV
         return
     text = args.props.get("policyText")
     if not isinstance(text, str):
-        return  # unknown during preview
+        return  # absent: nothing to check
     source = args.props.get("policySource")
     for violation in check_policy_text(text, source if isinstance(source, str) else args.name):
         report_violation(violation, args.urn)
@@ -63,17 +66,12 @@ def validate_policy_file(args: ResourceValidationArgs, report_violation: ReportV
 def validate_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != LOGGING_TYPE:
         return
-    values = [_int(args.props.get(k)) for k in ("logMaxAge", "logMaxBackup", "logMaxSize")]
-    if any(v is None for v in values):
-        missing = [
-            k
-            for k, v in zip(("logMaxAge", "logMaxBackup", "logMaxSize"), values, strict=True)
-            if v is None and k not in args.props
-        ]
-        if missing:  # absent (not merely unknown): the apiserver default applies
-            report_violation(f"audit log retention not set: {', '.join(missing)}", args.urn)
+    names = ("logMaxAge", "logMaxBackup", "logMaxSize")
+    missing = [name for name in names if args.props.get(name) is None]
+    if missing:  # the apiserver's defaults would apply: unlimited before Kubernetes 1.36
+        report_violation(f"audit log retention not set: {', '.join(missing)}", args.urn)
         return
-    max_age, max_backup, max_size = (v or 0 for v in values)
+    max_age, max_backup, max_size = (_whole(args.props[name]) for name in names)
     for violation in check_retention(max_age, max_backup, max_size):
         report_violation(violation, args.urn)
 

@@ -73,11 +73,13 @@ class TestLifecycle:
         r = e2e.pulumi("preview", "--diff")
         out = r.stdout
         for h in e2e.hosts:
-            # Each master's change appears with the audit settings it gets.
-            block = out[out.find(f"apiserver-{h.name}"):]
-            assert f"apiserver-{h.name}" in out, f"{h.name} missing from the preview:\n{out}"
+            # Each master's change appears, in its own block, with the audit settings it gets.
+            header = f"ApiServerAuditChange::audit-apiserver-{h.name}]"
+            assert header in out, f"{h.name} missing from the preview:\n{out}"
+            block = out[out.index(header):]
+            block = block[:block.find("kube-audit:index:", len(header))]
             for flag in ("--audit-policy-file=", "--audit-log-path=", "--audit-log-maxage="):
-                assert flag in block, f"{flag} not shown for {h.name}:\n{out}"
+                assert flag in block, f"{flag} not shown for {h.name}:\n{block}"
         assert "kube-audit.io/policy-hash" in out or "policyHash" in out
         time.sleep(1.0)
         assert _snapshot(e2e) == before, "preview changed something on a master"

@@ -15,6 +15,7 @@ from .gobuild import cache_dir
 
 __all__ = ["Runner", "build_parity_binary", "cache_dir"]
 
+
 def build_parity_binary() -> Path:
     """The Go program, built once into the cache; skips the test session when Go is missing."""
     try:

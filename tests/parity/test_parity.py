@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from components.policy import Policy, PolicyError, Request, evaluate, load_policy
 
-from ..unit.policy.strategies import policy_texts, realistic_requests, requests
+from ..unit.policy.strategies import policy_texts, realistic_requests, requests, sampled_requests
 from .conftest import Runner, cache_dir
 
 pytestmark = pytest.mark.parity
@@ -58,7 +58,9 @@ def compare(go: Runner, cases: list[tuple[str, list[Request]]]) -> list[str]:
         policy = ours(text)
         STATS["policies"] += 1
         if isinstance(policy, PolicyError) or not result["ok"]:
-            STATS["rejected_by_both" if isinstance(policy, PolicyError) and not result["ok"] else "accept_mismatch"] += 1
+            STATS[
+                "rejected_by_both" if isinstance(policy, PolicyError) and not result["ok"] else "accept_mismatch"
+            ] += 1
             if isinstance(policy, PolicyError) != (not result["ok"]):
                 mismatches.append(f"accept/reject differs\n--- policy\n{text}--- go: {result}\n--- ours: {policy}")
             continue
@@ -90,9 +92,15 @@ case = st.tuples(
 EXAMPLES = int(os.environ.get("PARITY_EXAMPLES", "100"))
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.lists(case, min_size=10, max_size=30))
-def test_generated_policies_and_requests_agree(go_apiserver: Runner, cases: list[tuple[str, list[Request]]]) -> None:
+@settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(st.lists(case, min_size=10, max_size=30), st.integers(0, 2**32))
+def test_generated_policies_and_requests_agree(
+    go_apiserver: Runner, cases: list[tuple[str, list[Request]]], seed: int
+) -> None:
+    # Hypothesis' own requests shrink well; 100 seeded ones per policy add bulk cheaply.
+    cases = [(text, reqs + sampled_requests(seed + i, 100)) for i, (text, reqs) in enumerate(cases)]
     mismatches = compare(go_apiserver, cases)
     assert not mismatches, "\n\n".join(mismatches[:3])
 
@@ -131,6 +139,26 @@ SAME = {
     "urls with namespaces": HEADER + "rules: [{level: None, nonResourceURLs: [/a], namespaces: [x]}]\n",
     "bad stage": HEADER + "omitStages: [Foo]\nrules: [{level: None}]\n",
     "names without resources": HEADER + "rules: [{level: None, resources: [{resourceNames: [a]}]}]\n",
+    "level is a number": HEADER + "rules: [{level: 1}]\n",
+    "level quoted": HEADER + "rules: [{level: 'None', users: ['y', '1e3']}]\n",
+    "namespaces bool": HEADER + "rules: [{level: None, namespaces: [on]}]\n",
+    "rules null": HEADER + "rules:\n",
+    "omitStages null": HEADER + "omitStages:\nrules: [{level: None}]\n",
+    "metadata ok": HEADER + "metadata: {name: p, labels: {a: b}, generation: 2}\nrules: [{level: None}]\n",
+    "metadata name number": HEADER + "metadata: {name: 5}\nrules: [{level: None}]\n",
+    "metadata label number": HEADER + "metadata: {labels: {a: 1}}\nrules: [{level: None}]\n",
+    "metadata generation string": HEADER + "metadata: {generation: x}\nrules: [{level: None}]\n",
+    "flow trailing comma": HEADER + "rules: [{level: None, users: [a, b,]}]\n",
+    "anchors and aliases": HEADER + "rules:\n- level: None\n  users: &u [a]\n  userGroups: *u\n",
+    "document markers": "---\n" + HEADER + "rules: [{level: None}]\n...\n",
+    "top-level list": "- a\n",
+    "empty file": "",
+    "tab indentation": HEADER + "rules:\n- level: None\n\tusers: [a]\n",
+    "json": '{"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "None"}]}',
+    "json with a comment": '{"apiVersion": "audit.k8s.io/v1", // c\n "kind": "Policy", "rules": [{"level": "None"}]}',
+    "yaml flow mapping (read as JSON)": "{apiVersion: audit.k8s.io/v1, kind: Policy, rules: [{level: None}]}\n",
+    "yaml flow mapping after a comment": "# c\n{apiVersion: audit.k8s.io/v1, kind: Policy, rules: [{level: None}]}\n",
+    "byte order mark": "\ufeff" + HEADER + "rules: [{level: None}]\n",
 }
 
 # Documents the apiserver accepts (dropping or defaulting something) and we refuse on purpose.
@@ -138,9 +166,14 @@ DELIBERATE = {
     "unknown field (dropped: the rule widens)": HEADER + "rules: [{level: None, verb: [get]}]\n",
     "mis-indented matcher": HEADER + "rules:\n- level: None\n  resources:\n  - group: ''\n    verbs: [get]\n",
     "duplicate key": HEADER + "rules: [{level: None, level: Metadata}]\n",
-    "null list item (read as \"\")": HEADER + "rules: [{level: None, users: [a, null]}]\n",
+    'null list item (read as "")': HEADER + "rules: [{level: None, users: [a, null]}]\n",
     "kind missing (defaulted)": "apiVersion: audit.k8s.io/v1\nrules: [{level: None}]\n",
     "second YAML document (ignored)": HEADER + "rules: [{level: None}]\n---\nfoo: bar\n",
+    "integer key (unknown field)": HEADER + "rules: [{level: None, 5: x}]\n",
+    "json duplicate key": '{"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "kind": "Policy", "rules": [{"level": "None"}]}',
+    "metadata unknown field": HEADER + "metadata: {nmae: x}\nrules: [{level: None}]\n",
+    "metadata server-managed field": HEADER
+    + "metadata: {creationTimestamp: '2024-01-01T00:00:00Z'}\nrules: [{level: None}]\n",
 }
 
 

@@ -7,6 +7,7 @@ verbs, scalars that go-yaml types differently from PyYAML (``y``, ``1e3``).
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import yaml
@@ -23,14 +24,27 @@ INVALID_GROUPS = ("Apps", "apps/v1", "-x", "a_b")
 RESOURCES = ("pods", "secrets", "configmaps", "deployments", "serviceaccounts", "tokenreviews", "nodes")
 SUBRESOURCES = ("", "log", "scale", "status", "token")
 ENTRIES = (
-    "pods", "pods/log", "pods/*", "*", "*/log", "*/scale", "*/*", "secrets", "configmaps",
-    "deployments", "deployments/scale", "serviceaccounts/token", "tokenreviews", "nodes/status",
+    "pods",
+    "pods/log",
+    "pods/*",
+    "*",
+    "*/log",
+    "*/scale",
+    "*/*",
+    "secrets",
+    "configmaps",
+    "deployments",
+    "deployments/scale",
+    "serviceaccounts/token",
+    "tokenreviews",
+    "nodes/status",
 )
 NAMES = ("web", "db", "")
 PATHS = ("/healthz", "/healthz/etcd", "/healthy", "/api", "/apis/apps", "/version", "/", "/metrics")
 URL_SPECS = ("/healthz", "/healthz*", "*", "/api*", "/version", "/", "/*", "/metrics")
 INVALID_URL_SPECS = ("healthz", "/a*b", "", "**")
 ODD_SCALARS = ("y", "1e3", "yes", "0x1F", "~")
+
 
 def _strings(pool: tuple[str, ...], max_size: int = 3) -> st.SearchStrategy[list[str]]:
     return st.lists(st.sampled_from(pool), max_size=max_size)
@@ -52,7 +66,7 @@ def rule_dicts(invalid: bool) -> st.SearchStrategy[dict[str, Any]]:
     common = {
         "users": users,
         "userGroups": _strings(USER_GROUPS),
-        "verbs": _strings(VERBS + ("GET",)),
+        "verbs": _strings((*VERBS, "GET")),
         "omitStages": stages,
         "omitManagedFields": st.booleans(),
     }
@@ -109,10 +123,10 @@ def requests(draw: st.DrawFn) -> Request:
             user=user,
             groups=groups,
             verb=verb,
-            api_group=draw(st.sampled_from(API_GROUPS + ("other.io",))),
-            resource=draw(st.sampled_from(RESOURCES + ("*",))),
-            subresource=draw(st.sampled_from(SUBRESOURCES + ("*",))),
-            namespace=draw(st.sampled_from(NAMESPACES + ("other",))),
+            api_group=draw(st.sampled_from((*API_GROUPS, "other.io"))),
+            resource=draw(st.sampled_from((*RESOURCES, "*"))),
+            subresource=draw(st.sampled_from((*SUBRESOURCES, "*"))),
+            namespace=draw(st.sampled_from((*NAMESPACES, "other"))),
             name=draw(st.sampled_from(NAMES)),
             resource_request=True,
         )
@@ -145,7 +159,33 @@ def realistic_requests(draw: st.DrawFn) -> Request:
         api_group=draw(st.sampled_from(("", "apps", "authentication.k8s.io", "rbac.authorization.k8s.io", "x.io"))),
         resource=draw(st.sampled_from(RESOURCES)),
         subresource=sub,
-        namespace=draw(st.sampled_from(NAMESPACES + ("other",))),
+        namespace=draw(st.sampled_from((*NAMESPACES, "other"))),
         name=name,
         resource_request=True,
     )
+
+
+def sampled_requests(seed: int, count: int) -> list[Request]:
+    """``count`` requests drawn from the same pools with a seeded PRNG (cheap bulk for parity)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        groups = tuple(rng.sample(USER_GROUPS, rng.randint(0, 2)))
+        user, verb = rng.choice((*USERS, "carol")), rng.choice((*VERBS, "GET", "put", "options"))
+        if rng.random() < 0.25:
+            out.append(Request(user=user, groups=groups, verb=verb, path=rng.choice(PATHS), resource_request=False))
+            continue
+        out.append(
+            Request(
+                user=user,
+                groups=groups,
+                verb=verb,
+                api_group=rng.choice((*API_GROUPS, "other.io")),
+                resource=rng.choice((*RESOURCES, "*")),
+                subresource=rng.choice(SUBRESOURCES),
+                namespace=rng.choice((*NAMESPACES, "other")),
+                name=rng.choice(NAMES),
+                resource_request=True,
+            )
+        )
+    return out

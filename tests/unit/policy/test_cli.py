@@ -102,12 +102,24 @@ def test_lint_invalid_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
-        capsys, "explain", "dce-default", "--user", "kube-admin", "--verb", "create",
-        "--resource", "secrets", "--namespace", "default", "--json",
+        capsys,
+        "explain",
+        "dce-default",
+        "--user",
+        "kube-admin",
+        "--verb",
+        "create",
+        "--resource",
+        "secrets",
+        "--namespace",
+        "default",
+        "--json",
     )
     assert code == 0
     assert json.loads(out) == {
-        "level": "Metadata", "rule": 13, "omitStages": ["RequestReceived", "ResponseStarted", "Panic"],
+        "level": "Metadata",
+        "rule": 13,
+        "omitStages": ["RequestReceived", "ResponseStarted", "Panic"],
         "omitManagedFields": False,
     }
 
@@ -130,13 +142,30 @@ def test_explain_no_match(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 
 
 def test_explain_groups_are_repeatable(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ("explain", "dce-default", "--user", "kubelet-x", "--group", "a", "--group", "system:nodes",
-            "--verb", "get", "--resource", "nodes", "--name", "n1", "--json")
+    argv = (
+        "explain",
+        "dce-default",
+        "--user",
+        "kubelet-x",
+        "--group",
+        "a",
+        "--group",
+        "system:nodes",
+        "--verb",
+        "get",
+        "--resource",
+        "nodes",
+        "--name",
+        "n1",
+        "--json",
+    )
     assert json.loads(run(capsys, *argv)[1])["rule"] == 3
 
 
 @pytest.mark.parametrize("extra", [(), ("--resource", "pods", "--path", "/x")])
-def test_explain_needs_exactly_one_of_resource_and_path(capsys: pytest.CaptureFixture[str], extra: tuple[str, ...]) -> None:
+def test_explain_needs_exactly_one_of_resource_and_path(
+    capsys: pytest.CaptureFixture[str], extra: tuple[str, ...]
+) -> None:
     code, _, err = run(capsys, "explain", "dce-default", "--user", "u", "--verb", "get", *extra)
     assert code == 2 and "exactly one of --resource" in err
 
@@ -160,3 +189,10 @@ def test_python_dash_m(module: str) -> None:
         [sys.executable, "-m", module, "validate", str(SEED)], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert result.returncode == 1 and result.stdout.startswith(f"{SEED}:18:9:")
+
+
+def test_explain_notes_a_verb_the_apiserver_never_sends(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "explain", "dce-default", "--user", "u", "--verb", "GET", "--resource", "pods", "--json"
+    )
+    assert code == 0 and json.loads(out)["level"] == "RequestResponse" and "never sends verb 'GET'" in err

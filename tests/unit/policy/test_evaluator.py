@@ -50,24 +50,60 @@ def test_no_match_is_level_none_with_policy_settings() -> None:
         ("namespaces: [default]", Request(user="t", verb="get", path="/api"), False),
         # group: exact, "" when omitted (core), "*" any
         ("resources: [{resources: [pods]}]", POD, True),
-        ("resources: [{resources: [deployments]}]", Request(user="t", verb="get", api_group="apps", resource="deployments"), False),
+        (
+            "resources: [{resources: [deployments]}]",
+            Request(user="t", verb="get", api_group="apps", resource="deployments"),
+            False,
+        ),
         ("resources: [{group: apps}]", Request(user="t", verb="get", api_group="apps", resource="deployments"), True),
-        ('resources: [{group: "*", resources: [deployments]}]', Request(user="t", verb="get", api_group="apps", resource="deployments"), True),
+        (
+            'resources: [{group: "*", resources: [deployments]}]',
+            Request(user="t", verb="get", api_group="apps", resource="deployments"),
+            True,
+        ),
         # resource forms
-        ("resources: [{resources: [pods]}]", Request(user="t", verb="get", resource="pods", subresource="log", name="a"), False),
-        ("resources: [{resources: [pods/log]}]", Request(user="t", verb="get", resource="pods", subresource="log", name="a"), True),
+        (
+            "resources: [{resources: [pods]}]",
+            Request(user="t", verb="get", resource="pods", subresource="log", name="a"),
+            False,
+        ),
+        (
+            "resources: [{resources: [pods/log]}]",
+            Request(user="t", verb="get", resource="pods", subresource="log", name="a"),
+            True,
+        ),
         ("resources: [{resources: [pods/log]}]", POD, False),
-        ('resources: [{resources: ["*"]}]', Request(user="t", verb="get", resource="pods", subresource="log", name="a"), True),
-        ('resources: [{resources: ["*/log"]}]', Request(user="t", verb="get", resource="pods", subresource="log", name="a"), True),
+        (
+            'resources: [{resources: ["*"]}]',
+            Request(user="t", verb="get", resource="pods", subresource="log", name="a"),
+            True,
+        ),
+        (
+            'resources: [{resources: ["*/log"]}]',
+            Request(user="t", verb="get", resource="pods", subresource="log", name="a"),
+            True,
+        ),
         ('resources: [{resources: ["*/log"]}]', POD, False),
-        ('resources: [{resources: ["pods/*"]}]', Request(user="t", verb="get", resource="pods", subresource="exec", name="a"), True),
+        (
+            'resources: [{resources: ["pods/*"]}]',
+            Request(user="t", verb="get", resource="pods", subresource="exec", name="a"),
+            True,
+        ),
         ('resources: [{resources: ["pods/*"]}]', POD, True),  # also the bare resource
         ('resources: [{resources: ["*/*"]}]', POD, False),
-        ('resources: [{resources: ["*/*"]}]', Request(user="t", verb="get", resource="pods", subresource="log", name="a"), False),
+        (
+            'resources: [{resources: ["*/*"]}]',
+            Request(user="t", verb="get", resource="pods", subresource="log", name="a"),
+            False,
+        ),
         # resourceNames: compared with the URL name; requests without one never match
         ("resources: [{resources: [pods], resourceNames: [web]}]", POD, True),
         ("resources: [{resources: [pods], resourceNames: [db]}]", POD, False),
-        ("resources: [{resources: [pods], resourceNames: [web]}]", Request(user="t", verb="list", resource="pods"), False),
+        (
+            "resources: [{resources: [pods], resourceNames: [web]}]",
+            Request(user="t", verb="list", resource="pods"),
+            False,
+        ),
         # non-resource URLs: "*", exact, prefix with trailing "*"; non-resource requests only
         ("nonResourceURLs: [/healthz]", Request(user="t", verb="get", path="/healthz"), True),
         ("nonResourceURLs: [/healthz]", Request(user="t", verb="get", path="/healthz/etcd"), False),
@@ -116,9 +152,15 @@ def test_omit_stages_are_the_union_in_canonical_order() -> None:
     assert stage_union([], []) == ()
 
 
-@pytest.mark.parametrize(("policy_value", "rule_value", "expected"), [
-    ("false", None, False), ("true", None, True), ("true", "false", False), ("false", "true", True),
-])
+@pytest.mark.parametrize(
+    ("policy_value", "rule_value", "expected"),
+    [
+        ("false", None, False),
+        ("true", None, True),
+        ("true", "false", False),
+        ("false", "true", True),
+    ],
+)
 def test_omit_managed_fields_inherits_unless_set(policy_value: str, rule_value: str | None, expected: bool) -> None:
     rule = "  - level: Request\n" + (f"    omitManagedFields: {rule_value}\n" if rule_value else "")
     p = policy_of(f"omitManagedFields: {policy_value}\nrules:\n{rule}")

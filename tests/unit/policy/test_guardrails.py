@@ -126,6 +126,11 @@ def test_pack_retention(pack: dict[str, Any]) -> None:
     assert _violations(policy, _Args(t, {"logMaxAge": 30, "logMaxBackup": 10, "logMaxSize": 100}, URN)) == []
     assert len(_violations(policy, _Args(t, {"logMaxAge": 0, "logMaxBackup": 0, "logMaxSize": 100}, URN))) == 2
     assert "not set: logMaxSize" in _violations(policy, _Args(t, {"logMaxAge": 1, "logMaxBackup": 1}, URN))[0]
+    # the engine sends numbers as floats
+    assert _violations(policy, _Args(t, {"logMaxAge": 30.0, "logMaxBackup": 10.0, "logMaxSize": 100.0}, URN)) == []
+    assert (
+        "whole number" in _violations(policy, _Args(t, {"logMaxAge": 1.5, "logMaxBackup": 1, "logMaxSize": 1}, URN))[0]
+    )
 
 
 def test_pack_prod_enabled_reads_the_stack_from_the_urn(pack: dict[str, Any]) -> None:

@@ -36,11 +36,15 @@ def test_clean_policy_has_no_findings() -> None:
         ("    resources: [{resources: [pods/*]}]", "    resources: [{resources: [pods, pods/log]}]"),
         ("    nonResourceURLs: [/healthz*]", "    nonResourceURLs: [/healthz/etcd, /healthz]"),
         ("    userGroups: [a, b]", "    userGroups: [b]"),
-        ("    verbs: [get, list, watch, create, update, patch, delete, deletecollection, proxy]\n    namespaces: ['']",
-         "    verbs: [get]\n    namespaces: ['']"),
+        (
+            "    verbs: [get, list, watch, create, update, patch, delete, deletecollection, proxy]\n    namespaces: ['']",
+            "    verbs: [get]\n    namespaces: ['']",
+        ),
         # verbs restricted to those that can carry a name: get,delete,... vs a resourceNames rule
-        ("    verbs: [get, list, watch, create, update, patch, delete, proxy]\n    resources: [{resources: [pods]}]",
-         "    resources: [{resources: [pods], resourceNames: [web]}]"),
+        (
+            "    verbs: [get, list, watch, create, update, patch, delete, proxy]\n    resources: [{resources: [pods]}]",
+            "    resources: [{resources: [pods], resourceNames: [web]}]",
+        ),
     ],
 )
 def test_shadowed(earlier: str, later: str) -> None:
@@ -187,8 +191,12 @@ def test_removed_and_wildcard_groups() -> None:
 
 def test_privileged_dropped() -> None:
     assert (0, "privileged-dropped") in codes("  - level: None\n    userGroups: [system:masters]\n" + CATCH_ALL)
-    assert (0, "privileged-dropped") in codes("  - level: None\n    users: [kube-admin]\n    verbs: [get, delete]\n" + CATCH_ALL)
-    assert not findings("  - level: None\n    users: [kube-admin]\n    verbs: [get, list]\n" + CATCH_ALL, "privileged-dropped")
+    assert (0, "privileged-dropped") in codes(
+        "  - level: None\n    users: [kube-admin]\n    verbs: [get, delete]\n" + CATCH_ALL
+    )
+    assert not findings(
+        "  - level: None\n    users: [kube-admin]\n    verbs: [get, list]\n" + CATCH_ALL, "privileged-dropped"
+    )
     assert not findings("  - level: Metadata\n    users: [kube-admin]\n", "privileged-dropped")
 
 
@@ -204,11 +212,15 @@ def test_no_catch_all() -> None:
 
 def test_request_received_kept() -> None:
     assert (None, "request-received-kept") in codes(CATCH_ALL, extra="")
-    assert (None, "request-received-kept") not in codes("  - level: Metadata\n    omitStages: [RequestReceived]\n", extra="")
+    assert (None, "request-received-kept") not in codes(
+        "  - level: Metadata\n    omitStages: [RequestReceived]\n", extra=""
+    )
     assert (None, "request-received-kept") not in codes("  - level: None\n", extra="")
 
 
 def test_findings_are_sorted_whole_policy_first_then_by_rule_errors_first() -> None:
-    result = lint(policy_of("rules:\n  - level: RequestResponse\n    verbs: [GET, get]\n    resources: [{group: extensions}]\n"))
+    result = lint(
+        policy_of("rules:\n  - level: RequestResponse\n    verbs: [GET, get]\n    resources: [{group: extensions}]\n")
+    )
     keys = [(f.rule if f.rule is not None else -1, f.severity != "error") for f in result]
     assert keys == sorted(keys) and result[0].rule is None

@@ -103,7 +103,12 @@ def test_wildcard_group_accepted_on_new_and_refused_before_1_36() -> None:
     ("body", "line", "col", "fragment"),
     [
         ("rules:\n  - level: Metadata\n    verb: [get]\n", 5, 5, 'unknown field "verb"'),
-        ("rules:\n  - level: Metadata\n    resources:\n      - group: apps\n        verbs: [get]\n", 7, 9, "belongs to the rule"),
+        (
+            "rules:\n  - level: Metadata\n    resources:\n      - group: apps\n        verbs: [get]\n",
+            7,
+            9,
+            "belongs to the rule",
+        ),
         ("rules:\n  - level: Metadata\n    group: apps\n", 5, 5, "belongs inside a resources entry"),
         ("level: Metadata\nrules:\n  - level: None\n", 3, 1, "belongs to a rule"),
         ("rules:\n  - level: Metadata\n    Level: None\n", 5, 5, 'unknown field "Level"'),
@@ -116,8 +121,18 @@ def test_wildcard_group_accepted_on_new_and_refused_before_1_36() -> None:
         ("rules:\n  - level: None\n    nonResourceURLs: [healthz]\n", 5, 23, "must begin with a '/'"),
         ('rules:\n  - level: None\n    nonResourceURLs: [""]\n', 5, 23, "must begin with a '/'"),
         ("rules:\n  - level: None\n    nonResourceURLs: [/a*b]\n", 5, 23, "'*' must be the final character"),
-        ("rules:\n  - level: None\n    nonResourceURLs: [/a]\n    namespaces: [x]\n", 5, 22, "both regular resources and non-resource URLs"),
-        ("rules:\n  - level: None\n    resources: [{group: rbac.authorization.k8s.io/v1}]\n", 5, 25, 'without its version: "rbac.authorization.k8s.io"'),
+        (
+            "rules:\n  - level: None\n    nonResourceURLs: [/a]\n    namespaces: [x]\n",
+            5,
+            22,
+            "both regular resources and non-resource URLs",
+        ),
+        (
+            "rules:\n  - level: None\n    resources: [{group: rbac.authorization.k8s.io/v1}]\n",
+            5,
+            25,
+            'without its version: "rbac.authorization.k8s.io"',
+        ),
         ("rules:\n  - level: None\n    resources: [{group: Apps}]\n", 5, 25, "RFC 1123 subdomain"),
         ("rules:\n  - level: None\n    resources: [{resourceNames: [x]}]\n", 5, 33, "requires at least one resource"),
         ("rules:\n  - level: None\n    omitStages: [ResponseCompleted]\n", 5, 18, "allowed stages are"),
@@ -153,7 +168,12 @@ def test_rejected_at_node(body: str, line: int, col: int, fragment: str) -> None
         ("- a\n", 1, 1, "expected an audit Policy"),
         ("kind: Policy\nrules: [{level: None}]\n", 1, 1, "apiVersion is required"),
         ("apiVersion: audit.k8s.io/v1\nrules: [{level: None}]\n", 1, 1, "kind is required"),
-        ("apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules: [{level: None}]\n", 1, 13, "removed in Kubernetes 1.24"),
+        (
+            "apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules: [{level: None}]\n",
+            1,
+            13,
+            "removed in Kubernetes 1.24",
+        ),
         ("apiVersion: v1\nkind: Policy\nrules: [{level: None}]\n", 1, 13, 'apiVersion "v1" is not supported'),
         ("apiVersion: audit.k8s.io/v1\nkind: ConfigMap\nrules: [{level: None}]\n", 2, 7, 'kind "ConfigMap"'),
         ("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None}\n", 4, 1, "YAML syntax error"),
@@ -165,9 +185,7 @@ def test_document_level_rejections(text: str, line: int, col: int, fragment: str
 
 
 def test_every_problem_is_reported_in_one_run_sorted_by_position() -> None:
-    found = problems(
-        HEADER + "rules:\n  - level: Nope\n    verb: [get]\n  - level: None\n    nonResourceURLs: [x]\n"
-    )
+    found = problems(HEADER + "rules:\n  - level: Nope\n    verb: [get]\n  - level: None\n    nonResourceURLs: [x]\n")
     assert [(p.line, p.col) for p in found] == [(4, 12), (5, 5), (7, 23)]
     assert all(p.source == "p.yaml" for p in found)
 
@@ -254,7 +272,9 @@ def test_go_plain_kind(value: str, kind: str) -> None:
 
 
 def test_quoted_and_tagged_scalars_are_strings() -> None:
-    p = policy_of("rules:\n  - level: None\n    users:\n      - 'yes'\n      - \"1\"\n      - !!str on\n      - |\n        multi\n")
+    p = policy_of(
+        "rules:\n  - level: None\n    users:\n      - 'yes'\n      - \"1\"\n      - !!str on\n      - |\n        multi\n"
+    )
     assert p.rules[0].users == ("yes", "1", "on", "multi\n")
 
 
@@ -265,7 +285,43 @@ def test_timestamp_like_and_sexagesimal_plain_scalars_stay_strings() -> None:
 
 
 def test_document_starting_with_brace_must_be_json_like_in_the_apiserver() -> None:
-    problem = one('{apiVersion: audit.k8s.io/v1, kind: Policy, rules: [{level: None}]}\n')
+    problem = one("{apiVersion: audit.k8s.io/v1, kind: Policy, rules: [{level: None}]}\n")
     assert (problem.line, problem.col) == (1, 2) and "as JSON" in problem.message
     assert one('\n  {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": NaN}]}').line == 1
-    assert load_policy('# yaml comment first\n{apiVersion: audit.k8s.io/v1, kind: Policy, rules: [{level: None}]}')
+    assert load_policy("# yaml comment first\n{apiVersion: audit.k8s.io/v1, kind: Policy, rules: [{level: None}]}")
+
+
+@pytest.mark.parametrize(
+    ("meta", "fragment"),
+    [
+        ("{name: 5}", "metadata.name: expected a string"),
+        ("{labels: {a: 1}}", "metadata.labels.a: expected a string"),
+        ("{labels: [a]}", "expected a string map"),
+        ("{generation: x}", "expected an integer"),
+        ("{finalizers: a}", "expected a list of strings"),
+        ("{creationTimestamp: '2024-01-01T00:00:00Z'}", "server-managed field"),
+        ("{nmae: x}", 'unknown field "nmae" (did you mean "name"?)'),
+    ],
+)
+def test_metadata_is_typed(meta: str, fragment: str) -> None:
+    found = problems(HEADER + f"metadata: {meta}\nrules: [{{level: None}}]\n")
+    assert any(fragment in p.message for p in found), found
+
+
+def test_metadata_ok() -> None:
+    text = (
+        HEADER
+        + "metadata: {name: p, namespace: x, labels: {a: b}, generation: 3, finalizers: [f]}\nrules: [{level: None}]\n"
+    )
+    assert load_policy(text).name == "p"
+
+
+def test_rule_spans_exclude_trailing_comments_and_blank_lines() -> None:
+    policy = load_policy_file(POLICIES / "dce-default.yaml")
+    for index, rule in enumerate(policy.rules):
+        text = policy.rule_text(index).splitlines()
+        assert text[0].lstrip().startswith("- level:"), (index, text)
+        assert text[-1].strip() and not text[-1].lstrip().startswith("#"), (index, text)
+        assert rule.end_line >= rule.line
+    last = load_policy(HEADER + "rules:\n  - level: None\n  - level: Metadata\n    users: [a]")
+    assert last.rule_text(1) == "  - level: Metadata\n    users: [a]"

@@ -104,7 +104,10 @@ INTENTS = {
         (R("bob", "create", "pods", namespace="default"), "Request"),
         (R("bob", "patch", "deployments", api_group="apps", namespace="default", name="d"), "Request"),
         (R("bob", "create", "clusterrolebindings", api_group="rbac.authorization.k8s.io"), "RequestResponse"),
-        (R("bob", "patch", "validatingwebhookconfigurations", api_group="admissionregistration.k8s.io", name="v"), "RequestResponse"),
+        (
+            R("bob", "patch", "validatingwebhookconfigurations", api_group="admissionregistration.k8s.io", name="v"),
+            "RequestResponse",
+        ),
         (R("bob", "create", "pods", subresource="exec", namespace="default", name="web"), "Request"),
         (R("bob", "get", "pods", namespace="default", name="web"), "Metadata"),
         (R("bob", "list", "clusterroles", api_group="rbac.authorization.k8s.io"), "Metadata"),

@@ -14,6 +14,10 @@ from components.settings import parse_settings
 from .conftest import FAKE_KEY, base_config
 
 
+COMMAND = "pulumi-python:dynamic/kube-audit:RemoteCommand"
+FILE = "pulumi-python:dynamic/kube-audit:RemoteFile"
+
+
 @dataclass
 class Recorded:
     typ: str
@@ -31,7 +35,7 @@ class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.inputs[args.name] = args.inputs
         outputs = dict(args.inputs)
-        if args.typ == "command:remote:Command":
+        if args.typ == COMMAND:
             outputs["stdout"] = json.dumps({"changed": True})
         if args.typ == "kubernetes:helm.sh/v3:Release":
             outputs["status"] = {"status": "deployed"}
@@ -69,8 +73,8 @@ def test_enabled_graph_orders_policy_then_masters_one_by_one_then_agent() -> Any
     mocks, rec, audit = build()
     types = sorted({r.typ for r in rec.values()})
     assert types == sorted({
-        "kube-audit:index:AuditLogging", "kube-audit:index:NodeProgram", "command:remote:CopyToRemote",
-        "kube-audit:index:AuditPolicyFile", "command:remote:Command", "kube-audit:index:ApiServerAuditChange",
+        "kube-audit:index:AuditLogging", "kube-audit:index:NodeProgram", FILE,
+        "kube-audit:index:AuditPolicyFile", COMMAND, "kube-audit:index:ApiServerAuditChange",
         "kube-audit:index:InsightAgentAuditCollection", "kubernetes:helm.sh/v3:Release",
         "kubernetes:apps/v1:DaemonSetPatch"})
     # master-2 waits for master-1's change, master-3 for master-2's; each waits for its policy file.
@@ -123,16 +127,21 @@ def test_manifest_command_request_is_readable_plain_keys() -> Any:
 
 
 @pulumi.runtime.test
-def test_private_key_input_is_secret() -> Any:
+def test_private_key_input_is_secret_on_every_remote_resource() -> Any:
     _, rec, _ = build()
-    key = rec["audit-apiserver-master-1-manifest"].props["connection"].private_key
-    assert isinstance(key, pulumi.Output)
+    remote = [r for r in rec.values() if r.typ in (COMMAND, FILE)]
+    assert len(remote) == 9, "3 node programs, 3 policy files, 3 manifest changes"
+    checks = []
+    for r in remote:
+        connection = r.props["connection"]
+        assert isinstance(connection, pulumi.Output)
+        checks.append(pulumi.Output.all(pulumi.Output.from_input(connection.is_secret()), connection))
 
     def check(values: list[Any]) -> None:
-        secret, value = values
-        assert secret is True and value == FAKE_KEY
+        for secret, value in values:
+            assert secret is True and value["privateKey"] == FAKE_KEY
 
-    return pulumi.Output.all(pulumi.Output.from_input(key.is_secret()), key).apply(check)
+    return pulumi.Output.all(*checks).apply(check)
 
 
 @pulumi.runtime.test

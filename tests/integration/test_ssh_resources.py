@@ -1,0 +1,82 @@
+"""The SSH resources' provider (what the engine calls) against a real sshd on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from components.ssh import Connection, RemoteCommandProvider, RemoteFileProvider
+
+from .conftest import SshHost
+
+
+def props(conn: Connection) -> dict[str, object]:
+    return {"host": conn.host, "port": conn.port, "user": conn.user, "privateKey": conn.private_key,
+            "privateKeyPassword": None, "hostKey": conn.host_key}
+
+
+@pytest.fixture
+def conn(ssh_host: SshHost) -> Connection:
+    host_key = ssh_host.known_hosts.read_text().split(" ", 1)[1].strip()
+    return Connection(host=ssh_host.host, port=ssh_host.port, user="root",
+                      private_key=ssh_host.key.read_text(), host_key=host_key)
+
+
+def test_command_lifecycle_create_diff_update_delete(conn: Connection, tmp_path: Path) -> None:
+    provider = RemoteCommandProvider()
+    target = tmp_path / "out.txt"
+    inputs = {"connection": props(conn), "create": f"cat > {target}", "update": f"cat > {target}; echo updated",
+              "delete": f"rm {target}", "stdin": "first\n"}
+    created = provider.create(inputs)
+    assert target.read_text() == "first\n" and created.outs["stdout"] == ""
+    assert provider.diff(created.id, created.outs, inputs).changes is False
+    changed = {**inputs, "stdin": "second\n"}
+    diff = provider.diff(created.id, created.outs, changed)
+    assert diff.changes is True and diff.replaces == [], "never a replacement"
+    updated = provider.update(created.id, created.outs, changed)
+    assert target.read_text() == "second\n" and updated.outs["stdout"] == "updated\n"
+    provider.delete(created.id, updated.outs)
+    assert not target.exists()
+
+
+def test_failing_command_reports_exit_code_and_stderr(conn: Connection) -> None:
+    with pytest.raises(RuntimeError, match=r"on root@127\.0\.0\.1:\d+: exit 3: boom"):
+        RemoteCommandProvider().create({"connection": props(conn), "create": "echo boom >&2; exit 3"})
+
+
+def test_wrong_host_key_is_refused(conn: Connection) -> None:
+    other = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    fake = f"ssh-ed25519 {other.get_base64()}" if other else \
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3Vq4b1cW6f7cZbGg1oQm0k3b8e1pH5w2Xn2mY9q1Zr"
+    bad = {**props(conn), "hostKey": fake}
+    with pytest.raises(paramiko.BadHostKeyException):
+        RemoteCommandProvider().create({"connection": bad, "create": "true"})
+
+
+def test_unreadable_key_error_does_not_echo_the_key(conn: Connection) -> None:
+    bad = {**props(conn), "privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n-----END OPENSSH PRIVATE KEY-----\n"}
+    with pytest.raises(ValueError, match="could not be read") as info:
+        RemoteCommandProvider().create({"connection": bad, "create": "true"})
+    assert "c2VjcmV0" not in str(info.value)
+
+
+def test_connection_change_is_an_update(conn: Connection) -> None:
+    provider = RemoteCommandProvider()
+    inputs = {"connection": props(conn), "create": "true", "update": None, "delete": None, "stdin": None}
+    moved = {**inputs, "connection": {**props(conn), "port": conn.port + 1}}
+    assert provider.diff("x", inputs, moved).changes is True
+
+
+def test_file_upload_is_atomic_with_mode(conn: Connection, tmp_path: Path) -> None:
+    source = tmp_path / "program.pyz"
+    source.write_bytes(b"\x00binary\xff" * 1000)
+    remote = tmp_path / "remote" / "dir" / "program.pyz"
+    inputs = {"connection": props(conn), "source": str(source), "remotePath": str(remote), "mode": "0640",
+              "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    created = RemoteFileProvider().create(inputs)
+    assert remote.read_bytes() == source.read_bytes() and remote.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in remote.parent.iterdir()) == ["program.pyz"]
+    assert RemoteFileProvider().diff(created.id, created.outs, {**inputs, "source": "/moved/program.pyz"}).changes is False
