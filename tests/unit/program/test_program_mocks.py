@@ -13,7 +13,6 @@ from components.settings import parse_settings
 
 from .conftest import FAKE_KEY, base_config
 
-
 COMMAND = "pulumi-python:dynamic/kube-audit:RemoteCommand"
 FILE = "pulumi-python:dynamic/kube-audit:RemoteFile"
 
