@@ -6,7 +6,6 @@ only completes when that master's apiserver is ready again, so at most one apise
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,8 +74,11 @@ class ApiServerAuditChange(pulumi.ComponentResource):
                          {"master": args.master.name, **preview_props(args.state)}, opts)
         program = args.program.path
         apply = python_command(program, "apply")
-        # Destroy has no stdin, so the audit-off request travels as an argument.
-        off = dataclasses.replace(args.state, enabled=False, policy_hash=None)
+        # Destroy has no stdin, so the audit-off request travels as an argument. Only what locates
+        # our mounts matters for turning audit off, so retention tweaks do not touch this input.
+        s = args.state
+        off = AuditState(enabled=False, policy_dir=s.policy_dir, policy_file=s.policy_file, log_path=s.log_path,
+                         log_host_dir=s.log_host_dir)
         revert = python_command(program, "apply", "--request", _request(args, off).to_json(compact=True))
         self.command = RemoteCommand(
             f"{name}-manifest",

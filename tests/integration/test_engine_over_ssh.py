@@ -98,6 +98,13 @@ def test_preview_up_noop_disable_destroy(stack) -> None:  # type: ignore[no-unty
     state = pulumi("stack", "export").stdout
     assert "PRIVATE KEY" not in state, "the private key is only ever stored encrypted"
 
+    # A one-setting change reads as that setting, per master.
+    pulumi("config", "set", "kube-audit:log", json.dumps({"hostDir": str(tmp / "log"), "maxAge": 7}))
+    changed = pulumi("preview", "--diff").stdout
+    print(changed)
+    assert '-     [0]: "--audit-log-maxage=30"' in changed.replace("  ", " ") or "--audit-log-maxage=7" in changed
+    pulumi("config", "set", "kube-audit:log", json.dumps({"hostDir": str(tmp / "log")}))
+
     (tmp / "log" / "kube-apiserver-audit.log").write_text("evidence\n")
     pulumi("config", "set", "kube-audit:enabled", "false")
     off = pulumi("preview", "--diff")
