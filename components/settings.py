@@ -8,7 +8,6 @@ tests drive; `load_settings` is the thin Pulumi-facing wrapper.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import re
@@ -27,7 +26,7 @@ from components.manifest.desired import (
     DEFAULT_POLICY_FILE,
     AuditState,
 )
-from components.policy import PolicyError, load_policy_file
+from components.policy import PolicyError, load_policy_file, policy_hash
 from components.policy.profiles import resolve_policy
 
 NAMESPACE = "kube-audit"
@@ -243,8 +242,7 @@ def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
         policy = load_policy_file(path)
     except PolicyError as exc:
         raise SettingsError(f"{_key('policy')}: {name} is not a valid audit policy:\n{exc}") from exc
-    text = policy.text
-    return PolicySource(name=name, path=str(path), text=text, sha256=hashlib.sha256(text.encode()).hexdigest())
+    return PolicySource(name=name, path=str(path), text=policy.text, sha256=policy_hash(policy))
 
 
 def parse_settings(

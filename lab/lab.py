@@ -22,9 +22,11 @@ Layout of the state dir (default ~/.cache/kube-audit/lab, or $KUBE_AUDIT_LAB):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -259,17 +261,30 @@ def _stop_host(lab: Lab, h: Host) -> None:
 
 
 def down(lab: Lab, purge: bool = False) -> None:
-    names = {h.netns: h for h in lab.hosts()}
-    for ns in system.netns_list(f"kalab{lab.index}-m"):
-        idx = int(ns.rsplit("-m", 1)[1])
-        names.setdefault(ns, Host(idx, lab.index, lab.state))
-    for h in names.values():
-        _stop_host(lab, h)
-        log(f"{h.name}: stopped")
+    if not (lab.state / "lab.json").exists():
+        # No lab was ever made from this state dir: its (default) names may belong to another lab.
+        log(f"no lab in {lab.state}; nothing to stop")
+        if purge and lab.state.exists():
+            shutil.rmtree(lab.state, ignore_errors=True)
+        return
+    # The controllers' open watch keeps an apiserver from exiting on SIGTERM (it waits for the
+    # grace period), so they go first; then every host is told to stop at once.
     pid = system.pid_from_file(lab.state / "controllers.pid", str(CONTROLLERS))
     if pid is not None:
         system.stop_pid(pid, timeout=10)
         log("controllers: stopped")
+    names = {h.netns: h for h in lab.hosts()}
+    for ns in system.netns_list(f"kalab{lab.index}-m"):
+        idx = int(ns.rsplit("-m", 1)[1])
+        names.setdefault(ns, Host(idx, lab.index, lab.state))
+    pids = {h.netns: supervisor_pid(h) for h in names.values()}
+    for p in pids.values():
+        if p is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGTERM)
+    for h in names.values():
+        _stop_host(lab, h)
+        log(f"{h.name}: stopped")
     data = lab.etcd_dir / "data"
     pid = system.pid_from_file(lab.etcd_dir / "etcd.pid", str(data))
     if pid is not None:
