@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import yaml
 
@@ -98,6 +97,3 @@ def setup(lab: Lab, log) -> bool:
     log(f"stack: config written to {cfg_path}")
     return True
 
-
-def stack_config_path(lab: Lab) -> Path:
-    return lab.stack_config

@@ -18,7 +18,9 @@
 #
 # Running pulumi with this toolchain (see the end of the output): put the bin dir on PATH, and,
 # because the Python language host is the one from sdk/v3 v3.68.0 (see toolchain.env), also put
-# the project's virtualenv bin/ first on PATH (or export PULUMI_PYTHON_CMD=<venv>/bin/python).
+# the project's virtualenv bin/ first on PATH (or export PULUMI_PYTHON_CMD=<venv>/bin/python);
+# that host cannot run Python policy packs (--policy-pack). pulumi-resource-command cannot be
+# built from the proxy and is reported UNAVAILABLE (exit status stays 0); any real failure exits 1.
 # Offline use also wants PULUMI_SKIP_UPDATE_CHECK=true and
 # PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true.
 set -euo pipefail
@@ -56,7 +58,11 @@ fail() {
     fi
     exit 1
 }
-on_err() { fail "command failed (exit $1): $2"; }
+on_err() {
+    # In a subshell, just exit: the parent's ERR trap reports the failing step once.
+    if ((BASH_SUBSHELL > 0)); then exit "$1"; fi
+    fail "command failed (exit $1): $2"
+}
 trap 'on_err $? "$BASH_COMMAND"' ERR
 
 # Run a command with its output appended to the current step's log.
