@@ -86,7 +86,13 @@ class InsightAgentAuditCollection(pulumi.ComponentResource):
         # setting, an unchanged `up` applies the same value and restarts nothing.
         self.fluent_bit_restart = k8s.apps.v1.DaemonSetPatch(
             f"{name}-fluent-bit-restart",
-            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=s.fluent_bit_daemon_set, namespace=s.namespace),
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                name=s.fluent_bit_daemon_set,
+                namespace=s.namespace,
+                # skipAwait covers the rollout wait too: without it the patch waits for a
+                # DaemonSet controller to report status, which some clusters never do in time.
+                annotations={"pulumi.com/skipAwait": "true"} if s.skip_await else None,
+            ),
             spec=k8s.apps.v1.DaemonSetSpecPatchArgs(
                 template=k8s.core.v1.PodTemplateSpecPatchArgs(
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(

@@ -156,6 +156,8 @@ def _outputs(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {**props, **extra}
 
 
+# Stable names: every stack's state holds a pickle that refers to these classes by module and name,
+# so renaming or moving them breaks update and destroy of existing stacks.
 class RemoteCommandProvider(dynamic.ResourceProvider):
     """create/update/delete shell commands on a host; stdin goes to create and update."""
 

@@ -86,6 +86,8 @@ INTENTS = {
         (R("bob", "create", "pods", namespace="default"), "RequestResponse"),
         (R("bob", "get", "widgets", api_group="example.com", namespace="default", name="w"), "Metadata"),
         (R("bob", "get", "", path="/apis"), "Metadata"),
+        (R("u", "get", "", path="/readyz"), "None"),
+        (R("u", "get", "", path="/livez/ping"), "None"),
     ],
     "metadata-only": [
         (R("bob", "create", "secrets", namespace="default"), "Metadata"),

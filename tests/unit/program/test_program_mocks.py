@@ -195,3 +195,12 @@ def _fresh_stack_transformations() -> Any:
 
     yield
     settings.reset_options() if hasattr(settings, "reset_options") else None
+
+
+@pulumi.runtime.test
+def test_skip_await_reaches_the_fluent_bit_patch() -> Any:
+    _, rec, _ = build({"insightAgent": {"skipAwait": True}})
+    assert rec["audit-insight-agent-fluent-bit-restart"].props["metadata"].annotations == {"pulumi.com/skipAwait": "true"}
+    assert rec["audit-insight-agent-release"].props["skip_await"] is True
+    _, rec, _ = build()
+    assert rec["audit-insight-agent-fluent-bit-restart"].props["metadata"].annotations is None
