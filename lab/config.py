@@ -126,6 +126,9 @@ class Lab:
     @classmethod
     def load(cls, state: Path | None = None) -> Lab:
         state = Path(state or DEFAULT_STATE).absolute()
+        if state == Path("/tmp") or Path("/tmp") in state.parents:
+            # Every lab host mounts its own /tmp, so the hosts could not see a state dir there.
+            raise SystemExit(f"lab: the state dir {state} must not be under /tmp (set KUBE_AUDIT_LAB elsewhere)")
         f = state / "lab.json"
         if f.exists():
             data = json.loads(f.read_text())

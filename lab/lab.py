@@ -168,9 +168,14 @@ def ensure_host(lab: Lab, h: Host, apiserver: Path, python: str) -> None:
         return
     # Leftovers of a crashed supervisor (an orphaned apiserver or sshd in the netns) go first.
     system.kill_pids(system.netns_pids(h.netns))
+    # Each host gets its own /tmp, so a repo checked out under /tmp (as CI may do) would be invisible
+    # inside the host: run a copy of the supervisor kept in the state dir instead.
+    supervisor = lab.state / "bin" / SUPERVISOR.name
+    supervisor.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(SUPERVISOR, supervisor)
     cmd = [
         "ip", "netns", "exec", h.netns, "unshare", "-m", "-u", "--propagation", "private", "--",
-        python, str(SUPERVISOR), "--name", h.name, "--hostname", h.name,
+        python, str(supervisor), "--name", h.name, "--hostname", h.name,
         "--outer-ns", f"mnt={os.readlink('/proc/self/ns/mnt')}",
         "--outer-ns", f"uts={os.readlink('/proc/self/ns/uts')}",
         "--overlay", f"/var:{h.dir / 'var-upper'}:{h.dir / 'var-work'}",
