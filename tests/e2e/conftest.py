@@ -65,11 +65,13 @@ def e2e() -> Iterator[E2E]:
     r = _lab("up", "--masters", str(MASTERS), "--index", "1", "--stack", "e2e",
              "--config-file", str(STATE / "Pulumi.e2e.yaml"))
     if r.returncode != 0:
+        _lab("down", timeout=300)  # leave no namespaces or processes behind a failed start
         pytest.fail(f"lab up failed:\n{r.stdout}\n{r.stderr}", pytrace=False)
     MEASUREMENTS["lab_up_cold_seconds"] = round(time.monotonic() - t0, 1)
     t1 = time.monotonic()
     r = _lab("up")
     if r.returncode != 0:
+        _lab("down", timeout=300)
         pytest.fail(f"second lab up failed:\n{r.stdout}\n{r.stderr}", pytrace=False)
     MEASUREMENTS["lab_up_warm_seconds"] = round(time.monotonic() - t1, 1)
     harness = E2E(Lab.load(STATE), MEASUREMENTS)
