@@ -83,21 +83,7 @@ def bench_go(policy_path: Path, requests: list[Request], seconds: float) -> tupl
         "mode": "bench",
         "policy": policy_path.read_text(),
         "seconds": seconds,
-        "requests": [
-            {
-                "user": r.user,
-                "groups": list(r.groups),
-                "verb": r.verb,
-                "apiGroup": r.api_group,
-                "resource": r.resource,
-                "subresource": r.subresource,
-                "namespace": r.namespace,
-                "name": r.name,
-                "path": r.path,
-                "resourceRequest": r.is_resource_request,
-            }
-            for r in requests
-        ],
+        "requests": [gobuild.go_request(r) for r in requests],
     }
     out = subprocess.run([str(binary)], input=json.dumps(payload), capture_output=True, text=True, check=True)
     answer = json.loads(out.stdout)

@@ -10,6 +10,9 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
+
+from components.policy import Request
 
 HERE = Path(__file__).resolve().parent
 SOURCES = ("go.mod", "go.sum", "main.go")
@@ -56,3 +59,19 @@ def build() -> Path:
         raise GoBuildError(f"parity: go build failed (is the Go module proxy reachable?):\n{result.stderr[-4000:]}")
     os.replace(tmp, binary)
     return binary
+
+
+def go_request(r: Request) -> dict[str, Any]:
+    """A request in the Go parity program's JSON shape."""
+    return {
+        "user": r.user,
+        "groups": list(r.groups),
+        "verb": r.verb,
+        "apiGroup": r.api_group,
+        "resource": r.resource,
+        "subresource": r.subresource,
+        "namespace": r.namespace,
+        "name": r.name,
+        "path": r.path,
+        "resourceRequest": r.is_resource_request,
+    }

@@ -20,27 +20,13 @@ from hypothesis import strategies as st
 from components.policy import Policy, PolicyError, Request, evaluate, load_policy
 
 from ..unit.policy.strategies import policy_texts, realistic_requests, requests, sampled_requests
+from . import gobuild
 from .conftest import Runner, cache_dir
 
 pytestmark = pytest.mark.parity
 
 REPO = Path(__file__).resolve().parents[2]
 STATS: Counter[str] = Counter()
-
-
-def go_request(r: Request) -> dict[str, Any]:
-    return {
-        "user": r.user,
-        "groups": list(r.groups),
-        "verb": r.verb,
-        "apiGroup": r.api_group,
-        "resource": r.resource,
-        "subresource": r.subresource,
-        "namespace": r.namespace,
-        "name": r.name,
-        "path": r.path,
-        "resourceRequest": r.is_resource_request,
-    }
 
 
 def ours(text: str) -> Policy | PolicyError:
@@ -52,7 +38,7 @@ def ours(text: str) -> Policy | PolicyError:
 
 def compare(go: Runner, cases: list[tuple[str, list[Request]]]) -> list[str]:
     """Run all cases through both implementations; return readable mismatches."""
-    answer = go({"mode": "eval", "cases": [{"policy": t, "requests": [go_request(r) for r in rs]} for t, rs in cases]})
+    answer = go({"mode": "eval", "cases": [{"policy": t, "requests": [gobuild.go_request(r) for r in rs]} for t, rs in cases]})
     mismatches = []
     for (text, reqs), result in zip(cases, answer["results"], strict=True):
         policy = ours(text)
