@@ -19,8 +19,8 @@
 # Running pulumi with this toolchain (see the end of the output): put the bin dir on PATH, and,
 # because the Python language host is the one from sdk/v3 v3.68.0 (see toolchain.env), also put
 # the project's virtualenv bin/ first on PATH (or export PULUMI_PYTHON_CMD=<venv>/bin/python);
-# that host cannot run Python policy packs (--policy-pack). pulumi-resource-command cannot be
-# built from the proxy and is reported UNAVAILABLE (exit status stays 0); any real failure exits 1.
+# that host cannot run Python policy packs (--policy-pack). No pulumi-resource-command: the proxy
+# refuses it, and the program's SSH layer (components/ssh.py) does not need it. Failures exit 1.
 # Offline use also wants PULUMI_SKIP_UPDATE_CHECK=true and
 # PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true.
 set -euo pipefail
@@ -179,7 +179,7 @@ gobuild() {
     mv -f "$BIN/.$out.tmp" "$BIN/$out"
 }
 
-declare -A ELAPSED=() STATE=() PIN=()
+declare -A ELAPSED=() STATE=()
 ORDER=()
 
 # unit NAME PIN FUNCTION: (re)build binary NAME with FUNCTION unless its stamp holds PIN.
@@ -188,7 +188,6 @@ unit() {
     CURRENT_STEP=$name
     CURRENT_LOG="$LOGS/$name.log"
     ORDER+=("$name")
-    PIN[$name]=$pin
     t0=$(date +%s%3N)
     if [[ -x "$BIN/$name" && -f "$STAMPS/$name" && "$(cat "$STAMPS/$name")" == "$pin" ]]; then
         STATE[$name]=cached
@@ -206,15 +205,6 @@ unit() {
     ELAPSED[$name]=$(((t1 - t0) / 1000)).$(printf '%01d' $((((t1 - t0) % 1000) / 100)))
     [[ ${STATE[$name]} == cached ]] || log "$name: built in ${ELAPSED[$name]}s"
     CURRENT_LOG=""
-}
-
-# skip NAME REASON: a binary that cannot be built with the current pins.
-skip() {
-    ORDER+=("$1")
-    STATE[$1]="UNAVAILABLE"
-    ELAPSED[$1]=0
-    PIN[$1]="$2"
-    log "WARNING: $1: NOT BUILT: $2"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -269,29 +259,7 @@ unit pulumi-resource-pulumi-python "$PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION:py
     build_pulumi_resource_pulumi_python
 
 # ---------------------------------------------------------------------------------------------
-# 2. pulumi-resource-command
-
-CMD_PROV=github.com/pulumi/pulumi-command/provider
-build_pulumi_resource_command() {
-    local w="$WORK/pulumi-command"
-    new_wrapper "$w" kube-audit.local/toolchain/pulumi-command
-    (cd "$w" && run go get "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION")
-    copy_remote_replaces "$(mod_gomod "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION")" "$w" "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION"
-    write_tools "$w" "$CMD_PROV/cmd/pulumi-resource-command"
-    tidy "$w"
-    gobuild "$w" pulumi-resource-command "$CMD_PROV/cmd/pulumi-resource-command" \
-        "-X $CMD_PROV/pkg/version.Version=$PULUMI_COMMAND_PLUGIN_VERSION"
-}
-if [[ -n "$PULUMI_COMMAND_PROVIDER_MODULE_VERSION" ]]; then
-    unit pulumi-resource-command \
-        "$CMD_PROV@$PULUMI_COMMAND_PROVIDER_MODULE_VERSION as $PULUMI_COMMAND_PLUGIN_VERSION recipe=$TOOLCHAIN_RECIPE" \
-        build_pulumi_resource_command
-else
-    skip pulumi-resource-command "$CMD_PROV is not served by the Go module proxy (nor its dependency github.com/pulumi/pulumi-go-provider); PULUMI_COMMAND_PROVIDER_MODULE_VERSION is empty in toolchain.env"
-fi
-
-# ---------------------------------------------------------------------------------------------
-# 3. pulumi-resource-kubernetes
+# 2. pulumi-resource-kubernetes
 
 K8S_PROV=github.com/pulumi/pulumi-kubernetes/provider/v4
 build_pulumi_resource_kubernetes() {
@@ -439,21 +407,12 @@ version_line() {
     esac 2>&1 | head -n 1
 }
 
-missing=0
 {
     printf '\nbin dir: %s\n\n' "$BIN"
     printf '%-30s %-11s %8s  %s\n' BINARY STATE SECONDS VERSION
     for name in "${ORDER[@]}"; do
-        if [[ ${STATE[$name]} == UNAVAILABLE ]]; then
-            missing=$((missing + 1))
-            printf '%-30s %-11s %8s  %s\n' "$name" "${STATE[$name]}" - "${PIN[$name]}"
-        else
-            printf '%-30s %-11s %8s  %s\n' "$name" "${STATE[$name]}" "${ELAPSED[$name]}" "$(version_line "$name")"
-        fi
+        printf '%-30s %-11s %8s  %s\n' "$name" "${STATE[$name]}" "${ELAPSED[$name]}" "$(version_line "$name")"
     done
-    if ((missing > 0)); then
-        printf '\n%d binary(ies) UNAVAILABLE with the current pins (see toolchain.env).\n' "$missing"
-    fi
     # shellcheck disable=SC2016  # $PATH is meant literally
     printf '\nUse: export PATH="%s:$PATH" PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n' "$BIN"
     printf '     and put the Pulumi project'"'"'s virtualenv bin/ first on PATH (or set PULUMI_PYTHON_CMD).\n'
