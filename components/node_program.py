@@ -6,9 +6,11 @@ there as a zipapp and run with `python3`. This module only builds SSH connection
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
@@ -17,6 +19,12 @@ from components.settings import PROJECT_DIR, Master, Settings
 from components.ssh import Connection, RemoteFile
 
 _BUILD_DIR = PROJECT_DIR / ".build"
+
+
+@functools.cache
+def _bundle() -> Path:
+    """Built once per run: every master gets the same file."""
+    return build_bundle(_BUILD_DIR)
 
 
 def connection(master: Master, settings: Settings) -> Connection:
@@ -67,7 +75,7 @@ class NodeProgram(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NodeProgramArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kube-audit:index:NodeProgram", name, {"master": args.master.name}, opts)
-        bundle = build_bundle(_BUILD_DIR)
+        bundle = _bundle()
         self.path = posixpath.join(args.remote_dir, bundle.name)
         self.copy = RemoteFile(
             f"{name}-copy",

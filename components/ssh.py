@@ -15,10 +15,12 @@ Preview calls only `check`/`diff`: nothing runs on a node.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import posixpath
 import select
+import shlex
 import time
 import uuid
 from dataclasses import dataclass
@@ -84,7 +86,7 @@ def open_client(conn: Connection, attempts: int = 5) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     if conn.host_key:
         kind, blob = conn.host_key.split()[:2]
-        key = paramiko.PKey.from_type_string(kind, __import__("base64").b64decode(blob))
+        key = paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
         name = conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
         client.get_host_keys().add(name, kind, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -102,38 +104,45 @@ def open_client(conn: Connection, attempts: int = 5) -> paramiko.SSHClient:
             raise
         except (OSError, paramiko.SSHException) as exc:
             last = exc
-            time.sleep(min(2**attempt, 10))
+            if attempt + 1 < attempts:
+                time.sleep(min(2**attempt, 10))
     raise ConnectionError(f"cannot connect to {conn.label}: {last}")
 
 
+def _exec(client: paramiko.SSHClient, command: str, stdin: str | None) -> tuple[int, str, str]:
+    """Run one command on an open client; reads both streams as they come (no pipe deadlock)."""
+    transport = client.get_transport()
+    assert transport is not None
+    channel = transport.open_session()
+    channel.exec_command(command)
+    if stdin:
+        channel.sendall(stdin.encode("utf-8"))
+    channel.shutdown_write()
+    out, err = bytearray(), bytearray()
+    while True:
+        select.select([channel], [], [], 1.0)
+        while channel.recv_ready():
+            out += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            break
+    return channel.recv_exit_status(), out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
 def run(conn: Connection, command: str, stdin: str | None = None) -> tuple[int, str, str]:
-    """Run one command; returns (exit code, stdout, stderr). Reads both streams as they come."""
+    """Run one command on a fresh connection; returns (exit code, stdout, stderr)."""
     client = open_client(conn)
     try:
-        transport = client.get_transport()
-        assert transport is not None
-        channel = transport.open_session()
-        channel.exec_command(command)
-        if stdin:
-            channel.sendall(stdin.encode("utf-8"))
-        channel.shutdown_write()
-        out, err = bytearray(), bytearray()
-        while True:
-            select.select([channel], [], [], 1.0)
-            while channel.recv_ready():
-                out += channel.recv(65536)
-            while channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
-            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                break
-        code = channel.recv_exit_status()
-        return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        return _exec(client, command, stdin)
     finally:
         client.close()
 
 
-def _check(conn: Connection, command: str, stdin: str | None) -> dict[str, str]:
-    code, out, err = run(conn, command, stdin)
+def _check(
+    conn: Connection, command: str, stdin: str | None, client: paramiko.SSHClient | None = None
+) -> dict[str, str]:
+    code, out, err = _exec(client, command, stdin) if client else run(conn, command, stdin)
     if code != 0:
         # The command text is ours and holds no secret; stderr is the node program's report.
         detail = (err.strip() or out.strip() or "(no output)")[-4000:]
@@ -198,9 +207,9 @@ class RemoteCommand(dynamic.Resource, module="kube-audit", name="RemoteCommand")
 def upload(conn: Connection, source: str, remote_path: str, mode: int) -> None:
     client = open_client(conn)
     try:
-        sftp = client.open_sftp()
         directory = posixpath.dirname(remote_path)
-        _check(conn, f"mkdir -p -m 0755 '{directory}'", None)
+        _check(conn, f"mkdir -p -m 0755 {shlex.quote(directory)}", None, client)
+        sftp = client.open_sftp()
         tmp = posixpath.join(directory, "." + posixpath.basename(remote_path) + ".upload")
         sftp.put(source, tmp)
         sftp.chmod(tmp, mode)

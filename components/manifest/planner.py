@@ -248,11 +248,10 @@ def summarize(old: Pod, new: Pod) -> list[str]:
     before, after = audit_flags(old), audit_flags(new)
     lines += [f"- flag {f}" for f in before if f not in after]
     lines += [f"+ flag {f}" for f in after if f not in before]
-    old_c, new_c = apiserver_container(old), apiserver_container(new)
-    for key, label in (("volumeMounts", "mount"),):
-        o, n = old_c.get(key) or [], new_c.get(key) or []
-        lines += [f"- {label} {m.get('name')} at {m.get('mountPath')}" for m in o if m not in n]
-        lines += [f"+ {label} {m.get('name')} at {m.get('mountPath')}" for m in n if m not in o]
+    om = apiserver_container(old).get("volumeMounts") or []
+    nm = apiserver_container(new).get("volumeMounts") or []
+    lines += [f"- mount {m.get('name')} at {m.get('mountPath')}" for m in om if m not in nm]
+    lines += [f"+ mount {m.get('name')} at {m.get('mountPath')}" for m in nm if m not in om]
     ov, nv = old.get("spec", {}).get("volumes") or [], new.get("spec", {}).get("volumes") or []
     lines += [f"- volume {v.get('name')}" for v in ov if v not in nv]
     lines += [f"+ volume {v.get('name')}" for v in nv if v not in ov]
