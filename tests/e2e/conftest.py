@@ -1,8 +1,9 @@
 """End-to-end fixtures: a fresh lab (its own state dir, bridge and stack) and the real Pulumi engine.
 
-The session brings up lab number 1 (bridge kalab1, hosts 10.77.1.11..) in
-$KUBE_AUDIT_E2E_LAB (default ~/.cache/kube-audit/lab-e2e) with stack `e2e`, whose config file
-lives in that state dir, so a developer's own `lab` (lab 0, Pulumi.lab.yaml) is left alone.
+The session brings up lab number $KUBE_AUDIT_E2E_LAB_INDEX (default 1: bridge kalab1, hosts
+10.77.1.11..) in $KUBE_AUDIT_E2E_LAB (default ~/.cache/kube-audit/lab-e2e) with stack `e2e`, whose
+config file lives in that state dir, so a developer's own `lab` (lab 0, Pulumi.lab.yaml) is left
+alone, and two checkouts can run the tier at once with different index and state dir.
 KUBE_AUDIT_E2E_KEEP=1 leaves the lab running afterwards for a look around; KUBE_AUDIT_E2E_MASTERS
 sets the number of masters (default 3).
 """
@@ -29,6 +30,7 @@ from .harness import E2E  # noqa: E402
 
 STATE = Path(os.environ.get("KUBE_AUDIT_E2E_LAB") or Path.home() / ".cache/kube-audit/lab-e2e")
 MASTERS = int(os.environ.get("KUBE_AUDIT_E2E_MASTERS", "3"))
+LAB_INDEX = os.environ.get("KUBE_AUDIT_E2E_LAB_INDEX", "1")
 TOOLS = ["kube-apiserver", "etcd", "helm", "pulumi", "pulumi-language-python", "pulumi-resource-kubernetes"]
 MEASUREMENTS: dict = {}
 
@@ -62,7 +64,7 @@ def e2e() -> Iterator[E2E]:
         pytest.skip(why)
     _lab("down", "--purge", timeout=300)
     t0 = time.monotonic()
-    r = _lab("up", "--masters", str(MASTERS), "--index", "1", "--stack", "e2e",
+    r = _lab("up", "--masters", str(MASTERS), "--index", LAB_INDEX, "--stack", "e2e",
              "--config-file", str(STATE / "Pulumi.e2e.yaml"))
     if r.returncode != 0:
         _lab("down", timeout=300)  # leave no namespaces or processes behind a failed start
