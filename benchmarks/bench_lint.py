@@ -56,29 +56,37 @@ def generate(rules: int, names: int = 0) -> str:
             "        resources: [configmaps]",
             f"        resourceNames: [{listed}]",
         ]
+    bodies: list[list[str]] = []
     for i in range(rules):
-        kind = i % 6
         level = LEVELS[(i // 6) % 4]
-        out.append(f"  - level: {level}")
-        if kind == 0:
-            out.append(f"    users: [system:serviceaccount:team-{i % 50}:sa-{i}]")
-        elif kind == 1:
-            out.append(f"    userGroups: [team-{i % 40}, oncall-{i % 7}]")
-        elif kind == 2:
-            out.append(f"    namespaces: [ns-{i % 60}, ns-{(i + 1) % 60}]")
-        if kind == 5:
-            out.append(f"    nonResourceURLs: [/apis/x{i}/*, /metrics/{i}]")
+        if i % 10 == 9:
+            # A copy of an earlier rule at another level: shadowed, as in long hand-edited policies.
+            bodies.append([f"  - level: {LEVELS[(i + 1) % 4]}", *bodies[i - 4][1:]])
             continue
-        out.append(f"    verbs: [{', '.join(VERB_SETS[i % len(VERB_SETS)])}]")
+        body = [f"  - level: {level}"]
+        kind = i % 6
+        if kind == 0:
+            body.append(f"    users: [system:serviceaccount:team-{i % 50}:sa-{i}]")
+        elif kind == 1:
+            body.append(f"    userGroups: [team-{i % 40}, oncall-{i % 7}]")
+        elif kind == 2:
+            body.append(f"    namespaces: [ns-{i % 60}, ns-{(i + 1) % 60}]")
+        if kind == 5:
+            body.append(f"    nonResourceURLs: [/apis/x{i}/*, /metrics/{i}]")
+            bodies.append(body)
+            continue
+        body.append(f"    verbs: [{', '.join(VERB_SETS[i % len(VERB_SETS)])}]")
         group, resources = GROUPS[i % len(GROUPS)]
         picked = [resources[(i + k) % len(resources)] for k in range(2)]
         if kind == 3:
             group, picked = f"crd{i % 25}.example.com", [f"widgets{i % 13}", f"gadgets{i % 11}/status"]
-        out.append("    resources:")
-        out.append(f'      - group: "{group}"')
-        out.append(f"        resources: [{', '.join(picked)}]")
+        body.append("    resources:")
+        body.append(f'      - group: "{group}"')
+        body.append(f"        resources: [{', '.join(picked)}]")
         if kind == 4:
-            out.append(f"        resourceNames: [obj-{i}, obj-{i + 1}]")
+            body.append(f"        resourceNames: [obj-{i}, obj-{i + 1}]")
+        bodies.append(body)
+    out += [line for body in bodies for line in body]
     out.append("  - level: Metadata")
     return "\n".join(out) + "\n"
 

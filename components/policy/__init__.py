@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 
 from .evaluator import Decision, Request, evaluate
-from .lint import Finding, lint
+from .findings import Finding
+from .lint import lint
 from .loader import load_policy, load_policy_file
 from .model import LEVELS, STAGES, GroupResources, Policy, PolicyRule
 from .problems import PolicyError, Problem

@@ -1,30 +1,32 @@
 """Set reasoning about rules for lint: which requests a rule can match, and which rule wins.
 
 The checker only ever compares request fields with the literals written in the policy (equality,
-``*`` forms, path prefixes). So the infinite request space splits into finitely many classes, each
-represented by one concrete value per dimension: every literal of the policy plus a fresh value
-that equals none of them (``OTHER_*``). Evaluating the real compiled rules on these representatives
-gives exact answers, with two modelling choices, both from requestinfo.go:
+``*`` forms, path prefixes). So, for any handful of rules, the infinite request space splits into
+finitely many classes, each represented by one concrete value per dimension: every literal of
+those rules plus a fresh value that equals none of them (``OTHER_*``). Evaluating the real
+compiled rules on these representatives gives exact answers. Two modelling facts from
+requestinfo.go: verbs are a closed set (``GET`` in a policy matches nothing), and get/delete
+always carry a name, deletecollection never does, a subresource implies a name.
 
-* verbs are a closed set (the apiserver only produces the verbs in ``builtins``), so ``GET`` in a
-  policy matches nothing;
-* get and delete always carry a name, deletecollection never does, and a subresource implies a
-  name. list and watch *can* carry one (``fieldSelector=metadata.name=x``), and so can create on a
-  subresource (``pods/x/eviction``): only deletecollection can never match ``resourceNames``.
-
-Each rule becomes bitsets over the representatives (``RuleSet``); containment of bitsets is
-containment of request sets.
+Scaling: a domain built from *all* rules at once grows with the rule count, and comparing every
+pair of rules over it made lint cubic. Here a domain is built only for the two rules being
+compared, names that no rule tells apart collapse into one, and inverted indexes (one bitmask of
+rules per literal) leave only the few earlier rules that could possibly cover a rule for the exact
+comparison. "Which requests does rule i capture first" is answered by a witness search instead of
+enumeration: a fresh value is matched by fewer rules than any literal, so the candidates in each
+dimension are only rule i's own literals (or one fresh value).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from itertools import product
 from typing import TypeVar
 
-from .builtins import NON_RESOURCE_VERBS, RESOURCE_VERBS, SENSITIVE
-from .evaluator import ANY, NON_RESOURCE, RESOURCE, CompiledRule, Request
-from .model import Policy
+from .builtins import NON_RESOURCE_VERBS, RESOURCE_VERBS
+from .evaluator import ANY, NON_RESOURCE, RESOURCE, CompiledRule, compile_resources
+from .model import Policy, PolicyRule
 
 OTHER_USER = "~other-user"
 OTHER_GROUP = "~other-group"
@@ -37,6 +39,9 @@ OTHER_PATH = "/~other"
 
 T = TypeVar("T")
 Target = tuple[str, str, str, str]  # (api group, resource, subresource, name)
+# Verbs that accept a request with or without a name, on any target: their presence makes a
+# resources entry certainly matchable.
+_ANY_NAME_VERBS = frozenset({"list", "watch", "create", "update", "patch", "proxy"})
 
 
 def _split(entry: str) -> tuple[str, str]:
@@ -45,7 +50,7 @@ def _split(entry: str) -> tuple[str, str]:
     return resource, sub
 
 
-def _name_ok(verb: str, target: Target) -> bool:
+def name_ok(verb: str, target: Target) -> bool:
     """Whether the apiserver can produce ``verb`` on ``target`` (requestinfo.go)."""
     _, _, sub, name = target
     if verb in ("get", "delete"):
@@ -57,33 +62,59 @@ def _name_ok(verb: str, target: Target) -> bool:
 
 @dataclass(frozen=True)
 class Domain:
-    """Representative values of every request dimension for one policy."""
+    """Representative values of every request dimension for a few rules."""
 
     users: tuple[str, ...]
     groups: tuple[tuple[str, ...], ...]  # a request's group list: none, each literal, other
     namespaces: tuple[str, ...]
     targets: tuple[Target, ...]
     paths: tuple[str, ...]
+    feasible: tuple[int, ...] = ()  # per resource verb: targets that verb can be produced on
 
 
-def _targets(policy: Policy) -> tuple[Target, ...]:
-    entries: dict[str, list[tuple[str, ...]]] = {}  # api group -> (resources, names) per GR
-    for rule in policy.rules:
+def _name_representatives(lists: Sequence[tuple[str, ...]]) -> set[str]:
+    """ "", a fresh name, and one name per distinct combination of lists holding it."""
+    holders: dict[str, list[int]] = {}
+    for k, names in enumerate(lists):
+        for name in names:
+            seen = holders.setdefault(name, [])
+            if not seen or seen[-1] != k:
+                seen.append(k)
+    reps: dict[tuple[int, ...], str] = {}
+    for name, where in holders.items():
+        if name != "":
+            reps.setdefault(tuple(where), name)
+    return {"", OTHER_NAME, *reps.values()}
+
+
+def _feasible(targets: tuple[Target, ...]) -> tuple[int, ...]:
+    """Per resource verb, the targets it can be produced on (``name_ok``, as bit masks)."""
+    named = unnamed = 0
+    for i, (_, _, sub, name) in enumerate(targets):
+        if name:
+            named |= 1 << i
+        elif not sub:
+            unnamed |= 1 << i
+    everything = (1 << len(targets)) - 1
+    table = {"get": named, "delete": named, "deletecollection": unnamed}
+    return tuple(table.get(verb, everything) for verb in RESOURCE_VERBS)
+
+
+def _targets(rules: Sequence[PolicyRule]) -> tuple[Target, ...]:
+    entries: dict[str, list[tuple[str, ...]]] = {}  # api group -> resources lists
+    names_of: dict[str, list[tuple[str, ...]]] = {}  # api group -> resourceNames lists
+    for rule in rules:
         for gr in rule.resources:
             entries.setdefault(gr.group, []).append(gr.resources)
-            entries.setdefault(gr.group + "#names", []).append(gr.resource_names)
-    api_groups = {g for g in entries if not g.endswith("#names") and g != "*"}
-    api_groups |= {"", OTHER_API_GROUP} | {g for g, _, _ in SENSITIVE}
+            names_of.setdefault(gr.group, []).append(gr.resource_names)
+    api_groups = {g for g in entries if g != "*"} | {"", OTHER_API_GROUP}
     targets: list[Target] = []
     for group in sorted(api_groups):
         lists = entries.get(group, []) + entries.get("*", [])
-        names_lists = entries.get(group + "#names", []) + entries.get("*#names", [])
         parts = [_split(e) for lst in lists for e in lst]
         resources = {r for r, _ in parts if r and r != "*"} | {OTHER_RESOURCE}
-        resources |= {r for g, r, _ in SENSITIVE if g == group}
-        subs = {s for _, s in parts if s and s != "*" and "/" not in s}
-        subs |= {"", OTHER_SUBRESOURCE} | {s for g, _, s in SENSITIVE if g == group and s}
-        names = {n for lst in names_lists for n in lst} | {"", OTHER_NAME}
+        subs = {s for _, s in parts if s and s != "*" and "/" not in s} | {"", OTHER_SUBRESOURCE}
+        names = _name_representatives(names_of.get(group, []) + names_of.get("*", []))
         for resource in sorted(resources):
             for sub in sorted(subs):
                 for name in sorted(names):
@@ -93,9 +124,9 @@ def _targets(policy: Policy) -> tuple[Target, ...]:
     return tuple(targets)
 
 
-def _paths(policy: Policy) -> tuple[str, ...]:
+def _paths(rules: Sequence[PolicyRule]) -> tuple[str, ...]:
     paths = {OTHER_PATH}
-    for rule in policy.rules:
+    for rule in rules:
         for spec in rule.non_resource_urls:
             if spec == "*":
                 continue
@@ -107,38 +138,26 @@ def _paths(policy: Policy) -> tuple[str, ...]:
     return tuple(sorted(paths))
 
 
-def build_domain(policy: Policy) -> Domain:
-    """Representatives for every dimension of ``policy``."""
-    users = {u for r in policy.rules for u in r.users} | {OTHER_USER}
-    groups = {g for r in policy.rules for g in r.user_groups} | {OTHER_GROUP}
-    namespaces = {n for r in policy.rules for n in r.namespaces} | {"", OTHER_NAMESPACE}
+def build_domain(rules: Sequence[PolicyRule]) -> Domain:
+    """Representatives for every dimension of ``rules``."""
+    users = {u for r in rules for u in r.users} | {OTHER_USER}
+    groups = {g for r in rules for g in r.user_groups} | {OTHER_GROUP}
+    namespaces = {n for r in rules for n in r.namespaces} | {"", OTHER_NAMESPACE}
+    targets = _targets(rules)
     return Domain(
         users=tuple(sorted(users)),
         groups=((), *((g,) for g in sorted(groups))),
         namespaces=tuple(sorted(namespaces)),
-        targets=_targets(policy),
-        paths=_paths(policy),
+        targets=targets,
+        paths=_paths(rules),
+        feasible=_feasible(targets),
     )
 
 
-# Writes first: "create secrets" is the clearest example of a body that must not be logged.
-_EXAMPLE_VERBS = ("create", "update", "patch", "get", "list", "watch", "delete", "deletecollection", "proxy")
-
-
-def _first(value: str, values: tuple[str, ...]) -> tuple[str, ...]:
-    return (value, *(v for v in values if v != value))
-
-
-def _distinct(values: tuple[T, ...], signature: Callable[[T], list[bool]]) -> list[T]:
-    """The first value of each class of values that ``signature`` cannot tell apart."""
-    seen: dict[tuple[bool, ...], T] = {}
-    for value in values:
-        seen.setdefault(tuple(signature(value)), value)
-    return list(seen.values())
-
-
-def _bits(flags: list[bool]) -> int:
-    return sum(1 << i for i, flag in enumerate(flags) if flag)
+def _bits(flags: Iterable[bool]) -> int:
+    """Bit i set when flag i is true."""
+    text = "".join("1" if flag else "0" for flag in flags)
+    return int(text[::-1], 2) if text else 0
 
 
 @dataclass(frozen=True)
@@ -170,80 +189,341 @@ class RuleSet:
         return not self.verb_paths & ~other.verb_paths
 
 
+def rule_set(rule: CompiledRule, d: Domain) -> RuleSet:
+    """The RuleSet of a compiled rule over domain ``d``."""
+    users = _bits(rule.users is None or u in rule.users for u in d.users)
+    groups = _bits(rule.groups is None or not rule.groups.isdisjoint(g) for g in d.groups)
+    namespaces = _bits(rule.namespaces is None or n in rule.namespaces for n in d.namespaces)
+    verb_targets = verb_paths = 0
+    if rule.branch in (ANY, RESOURCE):
+        match = rule.resources
+        width = len(d.targets)
+        hits = (1 << width) - 1 if match is None else _bits(match(*t) for t in d.targets)
+        for i, verb in enumerate(RESOURCE_VERBS):
+            if rule.verbs is None or verb in rule.verbs:
+                verb_targets |= (hits & d.feasible[i]) << (i * width)
+    if rule.branch in (ANY, NON_RESOURCE):
+        match_path = rule.paths
+        paths = _bits(match_path is None or match_path(p) for p in d.paths)
+        for i, verb in enumerate(NON_RESOURCE_VERBS):
+            if rule.verbs is None or verb in rule.verbs:
+                verb_paths |= paths << (i * len(d.paths))
+    return RuleSet(users, groups, namespaces, verb_targets, verb_paths)
+
+
+@dataclass(frozen=True)
+class _Own:
+    """What one rule alone can match: used to prune and to report."""
+
+    empty: bool
+    resource_part: bool  # some resource request matches
+    path_part: bool  # some non-resource request matches
+    verbs: frozenset[str]  # verbs of the requests it can match
+
+
+def _own(rule: PolicyRule, compiled: CompiledRule) -> _Own:
+    d = build_domain([rule])
+    s = rule_set(compiled, d)
+    width, pwidth = len(d.targets), len(d.paths)
+    mask, pmask = (1 << width) - 1, (1 << pwidth) - 1
+    verbs = {v for i, v in enumerate(RESOURCE_VERBS) if (s.verb_targets >> (i * width)) & mask}
+    verbs |= {v for i, v in enumerate(NON_RESOURCE_VERBS) if (s.verb_paths >> (i * pwidth)) & pmask}
+    return _Own(s.empty, s.verb_targets != 0, s.verb_paths != 0, frozenset(verbs))
+
+
+class _Index:
+    """Inverted indexes: for each literal, the bitmask of rules whose condition admits it."""
+
+    def __init__(self, rules: Sequence[PolicyRule], compiled: Sequence[CompiledRule]) -> None:
+        self.any_users = self.any_groups = self.any_verbs = self.any_namespaces = 0
+        self.users: dict[str, int] = {}
+        self.groups: dict[str, int] = {}
+        self.verbs: dict[str, int] = {}
+        self.namespaces: dict[str, int] = {}
+        self.resource_branch = self.path_branch = 0
+        # Resources (an over-approximation): "named" tables also hold entries restricted by
+        # resourceNames, which can only cover entries that are themselves restricted.
+        self.no_resources = self.star_group = 0  # no resources condition / some group "*" entry
+        self.whole: dict[bool, dict[str, int]] = {False: {}, True: {}}  # whole group or "*" in it
+        self.base: dict[bool, dict[tuple[str, str], int]] = {False: {}, True: {}}  # r, r/x or r/*
+        self.sub_wild: dict[bool, dict[tuple[str, str], int]] = {False: {}, True: {}}  # */s
+        # Paths.
+        self.any_path = 0  # no path condition, or "*"
+        self.exact_paths: dict[str, int] = {}
+        self.prefixes: dict[str, int] = {}
+        self.names: dict[str, int] = {}  # resourceNames literal -> rules listing it
+        for j, (rule, c) in enumerate(zip(rules, compiled, strict=True)):
+            bit = 1 << j
+            self.any_users |= self._add(self.users, rule.users, bit)
+            self.any_groups |= self._add(self.groups, rule.user_groups, bit)
+            self.any_verbs |= self._add(self.verbs, rule.verbs, bit)
+            self.any_namespaces |= self._add(self.namespaces, rule.namespaces, bit)
+            if c.branch != NON_RESOURCE:
+                self.resource_branch |= bit
+            if c.branch != RESOURCE:
+                self.path_branch |= bit
+            if not rule.resources:
+                self.no_resources |= bit
+            for gr in rule.resources:
+                for name in gr.resource_names:
+                    self.names[name] = self.names.get(name, 0) | bit
+                if gr.group == "*":
+                    self.star_group |= bit
+                tables = (True,) if gr.resource_names else (False, True)
+                for named in tables:
+                    if not gr.resources or "*" in gr.resources:
+                        _or(self.whole[named], gr.group, bit)
+                    for entry in gr.resources:
+                        resource, sub = _split(entry)
+                        if resource == "*" and sub:
+                            _or(self.sub_wild[named], (gr.group, sub), bit)
+                        elif resource != "*":
+                            _or(self.base[named], (gr.group, resource), bit)
+            if c.branch == NON_RESOURCE:
+                for spec in rule.non_resource_urls:
+                    if spec == "*":
+                        self.any_path |= bit
+                    elif spec.endswith("*"):
+                        key = spec.rstrip("*")
+                        self.prefixes[key] = self.prefixes.get(key, 0) | bit
+                    else:
+                        self.exact_paths[spec] = self.exact_paths.get(spec, 0) | bit
+            else:
+                self.any_path |= bit
+
+    @staticmethod
+    def _add(table: dict[str, int], values: tuple[str, ...], bit: int) -> int:
+        """Index ``values``; returns ``bit`` when the condition is absent (admits anything)."""
+        for value in values:
+            table[value] = table.get(value, 0) | bit
+        return 0 if values else bit
+
+    @staticmethod
+    def covering(any_mask: int, table: dict[str, int], values: Iterable[str], full: int) -> int:
+        """Rules whose condition admits every one of ``values`` (all of them when ``values`` is None)."""
+        mask = full
+        for value in values:
+            mask &= table.get(value, 0)
+            if not mask:
+                break
+        return any_mask | mask
+
+    def entry_cover(self, group: str, entry: str, named: bool) -> int:
+        """Rules that might match every request of one resources entry (never misses one).
+
+        ``named``: the entry is restricted by resourceNames (else it matches fresh names, which
+        no names-restricted entry matches).
+        """
+        base = self.no_resources | self.star_group | self.whole[named].get(group, 0)
+        resource, sub = _split(entry)
+        if resource == "*":
+            return base | (self.sub_wild[named].get((group, sub), 0) if sub and sub != "*" else 0)
+        mask = base | self.base[named].get((group, resource), 0)
+        if sub and sub != "*":
+            mask |= self.sub_wild[named].get((group, sub), 0)
+        return mask
+
+    def path_cover(self, spec: str) -> int:
+        """Rules that might match every path ``spec`` matches."""
+        mask = self.any_path
+        if spec == "*":
+            spec = "/*"  # every request path starts with "/", so "/*" matches all of them too
+        if not spec.endswith("*"):
+            mask |= self.exact_paths.get(spec, 0)
+        stem = spec.rstrip("*")
+        for k in range(len(stem) + 1):
+            mask |= self.prefixes.get(stem[:k], 0)
+        return mask
+
+
+def _entry_facts(rule: PolicyRule, names: tuple[str, ...], entry: str) -> tuple[bool, bool]:
+    """(certainly matches some request, can match a request with a name no rule lists).
+
+    Only used to prune, so "not certain" is always a safe answer.
+    """
+    resource, sub = _split(entry)
+    if not resource or "/" in sub or entry.endswith("/") or (resource == "*" and sub == "*"):
+        return False, False  # "", "/x", "x/", "a/b/c", "*/*" match nothing
+    verbs = set(rule.verbs) if rule.verbs else set(RESOURCE_VERBS)
+    needs_name = sub not in ("", "*")  # a subresource request always carries a name
+    named_verbs = verbs & (_ANY_NAME_VERBS | {"get", "delete"})
+    live = bool(named_verbs) and (not names or any(names))
+    if not needs_name and not live:
+        # Requests without a name: list/watch/create/... or deletecollection.
+        unnamed_verbs = verbs & (_ANY_NAME_VERBS | {"deletecollection"})
+        live = bool(unnamed_verbs) and (not names or "" in names)
+    return live, live and not names and bool(named_verbs)
+
+
 class Analysis:
-    """Domain plus one RuleSet per rule of a policy."""
+    """Per-rule facts and indexes for one policy; pair comparisons on demand."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.domain = build_domain(policy)
+        self.rules = policy.rules
         self.compiled = policy.compiled.rules
-        # Feasibility masks over targets, one per resource verb.
-        self._feasible = [_bits([_name_ok(verb, t) for t in self.domain.targets]) for verb in RESOURCE_VERBS]
-        self.sets = tuple(self._rule_set(rule) for rule in self.compiled)
+        self.own = tuple(_own(r, c) for r, c in zip(self.rules, self.compiled, strict=True))
+        self.index = _Index(self.rules, self.compiled)
+        self._full = (1 << len(self.rules)) - 1
 
-    def _rule_set(self, rule: CompiledRule) -> RuleSet:
-        d = self.domain
-        users = _bits([rule.users is None or u in rule.users for u in d.users])
-        groups = _bits([rule.groups is None or not rule.groups.isdisjoint(g) for g in d.groups])
-        verbs_res = [rule.verbs is None or v in rule.verbs for v in RESOURCE_VERBS]
-        verbs_nr = [rule.verbs is None or v in rule.verbs for v in NON_RESOURCE_VERBS]
-        namespaces = _bits([rule.namespaces is None or n in rule.namespaces for n in d.namespaces])
-        verb_targets = verb_paths = 0
-        if rule.branch in (ANY, RESOURCE):
-            match = rule.resources
-            targets = _bits([match is None or match(*t) for t in d.targets])
-            width = len(d.targets)
-            for i, ok in enumerate(verbs_res):
-                if ok:
-                    verb_targets |= (targets & self._feasible[i]) << (i * width)
-        if rule.branch in (ANY, NON_RESOURCE):
-            match_path = rule.paths
-            paths = _bits([match_path is None or match_path(p) for p in d.paths])
-            for i, ok in enumerate(verbs_nr):
-                if ok:
-                    verb_paths |= paths << (i * len(d.paths))
-        return RuleSet(users, groups, namespaces, verb_targets, verb_paths)
+    def empty(self, index: int) -> bool:
+        """No request can match rule ``index``."""
+        return self.own[index].empty
+
+    def _candidates(self, index: int) -> int:
+        """Earlier rules that pass every necessary condition for covering rule ``index``."""
+        rule, own, ix, full = self.rules[index], self.own[index], self.index, self._full
+        mask = full & ((1 << index) - 1)
+        mask &= ix.covering(ix.any_users, ix.users, rule.users, full) if rule.users else ix.any_users
+        mask &= ix.covering(ix.any_groups, ix.groups, rule.user_groups, full) if rule.user_groups else ix.any_groups
+        mask &= ix.covering(ix.any_verbs, ix.verbs, own.verbs, full)
+        if own.resource_part and mask:
+            mask &= ix.resource_branch
+            if rule.namespaces:
+                mask &= ix.covering(ix.any_namespaces, ix.namespaces, rule.namespaces, full)
+            else:
+                mask &= ix.any_namespaces
+            if not rule.resources:
+                mask &= ix.no_resources | ix.star_group
+            for gr in rule.resources:
+                if gr.group == "*":
+                    mask &= ix.no_resources | ix.star_group
+                elif not gr.resources:
+                    live, fresh = _entry_facts(rule, (), "*")
+                    if live:
+                        mask &= ix.no_resources | ix.star_group | ix.whole[not fresh].get(gr.group, 0)
+                else:
+                    for entry in gr.resources:
+                        live, fresh = _entry_facts(rule, gr.resource_names, entry)
+                        if live:
+                            mask &= ix.entry_cover(gr.group, entry, not fresh)
+        if own.path_part and mask:
+            mask &= ix.path_branch
+            for spec in rule.non_resource_urls:
+                mask &= ix.path_cover(spec)
+        return mask
+
+    def covers(self, earlier: int, index: int) -> bool:
+        """Every request rule ``index`` can match is matched by rule ``earlier`` (exact)."""
+        d = build_domain([self.rules[index], self.rules[earlier]])
+        return rule_set(self.compiled[index], d).within(rule_set(self.compiled[earlier], d))
 
     def shadowing_rule(self, index: int) -> int | None:
         """The first earlier rule that matches every request rule ``index`` can match."""
-        mine = self.sets[index]
-        if mine.empty:
+        if self.own[index].empty:
             return None
-        for earlier in range(index):
-            if mine.within(self.sets[earlier]):
+        mask = self._candidates(index)
+        while mask:
+            low = mask & -mask
+            earlier = low.bit_length() - 1
+            if self.covers(earlier, index):
                 return earlier
+            mask ^= low
         return None
 
-    def sensitive_requests(self) -> list[Request]:
-        """Concrete requests to sensitive resources covering every class the rules distinguish."""
-        d = self.domain
-        rules = self.compiled
-        # Values every rule treats alike give the same answers: keep one of each kind.
-        # Representatives are ordered so that the first of each class reads best in a message.
-        users = _distinct(_first(OTHER_USER, d.users), lambda u: [r.users is None or u in r.users for r in rules])
-        user_groups = _distinct(d.groups, lambda g: [r.groups is None or not r.groups.isdisjoint(g) for r in rules])
-        namespaces = _distinct(
-            _first(OTHER_NAMESPACE, d.namespaces), lambda n: [r.namespaces is None or n in r.namespaces for r in rules]
-        )
-        requests = []
-        targets = [t for t in d.targets if (t[0], t[1], t[2]) in SENSITIVE]
-        for user in users:
-            for groups in user_groups:
-                for namespace in namespaces:
-                    for group, resource, sub, name in targets:
-                        for verb in _EXAMPLE_VERBS:
-                            if _name_ok(verb, (group, resource, sub, name)):
-                                requests.append(
-                                    Request(
-                                        user=user,
-                                        groups=groups,
-                                        verb=verb,
-                                        api_group=group,
-                                        resource=resource,
-                                        subresource=sub,
-                                        namespace=namespace,
-                                        name=name,
-                                        resource_request=True,
-                                    )
-                                )
-        return requests
+    # -- first-match witnesses ------------------------------------------------------------------
+
+    def captures(
+        self,
+        index: int,
+        verb: str,
+        target: tuple[str, str, str],
+        *,
+        namespaces: tuple[str, ...] | None = None,
+        user_groups: tuple[str, ...] | None = None,
+    ) -> bool:
+        """Whether rule ``index`` is the first match of some ``verb`` request on ``target``.
+
+        ``namespaces``: the namespaces such a request can carry (None: any; ``OTHER_NAMESPACE``
+        stands for every namespace no rule names); ``user_groups``: only requests from users in
+        one of these groups. A fresh value is matched by fewer rules than any literal, so each
+        dimension's candidates are the rule's own literals or one fresh value.
+        """
+        rule, c, ix = self.rules[index], self.compiled[index], self.index
+        if (c.verbs is not None and verb not in c.verbs) or c.branch == NON_RESOURCE:
+            return False
+        earlier = ((1 << index) - 1) & ix.resource_branch & (ix.any_verbs | ix.verbs.get(verb, 0))
+        users = {ix.any_users | ix.users.get(u, 0) for u in rule.users} or {ix.any_users}
+        wanted = rule.user_groups
+        if user_groups is not None:
+            wanted = tuple(g for g in user_groups if c.groups is None or g in c.groups)
+            if not wanted:
+                return False
+        groups = {ix.any_groups | ix.groups.get(g, 0) for g in wanted} or {ix.any_groups}
+        spaces = {ix.any_namespaces | ix.namespaces.get(n, 0) for n in _namespaces(rule, namespaces)}
+        names = self._names(index, verb, target, earlier)
+        if not spaces or not names:
+            return False
+        reach = earlier & _union(users) & _union(groups) & _union(spaces)
+        group, resource, sub = target
+        with_resources = [j for j in _bits_of(reach & ~ix.no_resources)]
+        name_masks = set()
+        for name in names:
+            mask = reach & ix.no_resources
+            for j in with_resources:
+                if self.compiled[j].resources(group, resource, sub, name):  # type: ignore[misc]
+                    mask |= 1 << j
+            name_masks.add(mask)
+        return any(not reach & mu & mg & mn & mr for mu, mg, mn, mr in product(users, groups, spaces, name_masks))
+
+    def _names(self, index: int, verb: str, target: tuple[str, str, str], earlier: int) -> list[str]:
+        """Names a ``verb`` request on ``target`` that rule ``index`` matches can carry.
+
+        Names no earlier rule lists are alike for the earlier rules: one of them stands for all.
+        """
+        rule, c = self.rules[index], self.compiled[index]
+        group, resource, sub = target
+        pool: set[str] = {OTHER_NAME, ""}
+        if rule.resources:
+            listed: set[str] = set()
+            unrestricted = False
+            for gr in rule.resources:
+                if gr.group in (group, "*") and gr.resources:
+                    probe = compile_resources((replace(gr, resource_names=()),))
+                    if probe(group, resource, sub, OTHER_NAME):
+                        if gr.resource_names:
+                            listed.update(gr.resource_names)
+                        else:
+                            unrestricted = True
+                elif gr.group in (group, "*"):
+                    unrestricted = True
+            if not unrestricted:
+                fresh = [n for n in listed if n and not self.index.names.get(n, 0) & earlier]
+                pool = {n for n in listed if not n or self.index.names.get(n, 0) & earlier} | set(fresh[:1])
+        return [
+            n
+            for n in sorted(pool)
+            if name_ok(verb, (group, resource, sub, n))
+            and (sub == "" or n != "")
+            and (c.resources is None or c.resources(group, resource, sub, n))
+        ]
+
+
+def _namespaces(rule: PolicyRule, allowed: tuple[str, ...] | None) -> list[str]:
+    """Namespace candidates: the rule's own, within ``allowed``; else a fresh one (or ``allowed``)."""
+    if allowed is None:
+        return list(rule.namespaces) or [OTHER_NAMESPACE]
+    if rule.namespaces:
+        return [n for n in rule.namespaces if n in allowed or (n != "" and OTHER_NAMESPACE in allowed)]
+    return list(allowed)
+
+
+def _union(masks: Iterable[int]) -> int:
+    out = 0
+    for mask in masks:
+        out |= mask
+    return out
+
+
+def _or(table: dict[T, int], key: T, bit: int) -> None:
+    table[key] = table.get(key, 0) | bit
+
+
+def _bits_of(mask: int) -> list[int]:
+    """Indexes of the set bits of ``mask``, ascending."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out

@@ -161,3 +161,10 @@ PRIVILEGED_GROUPS: frozenset[str] = frozenset({"system:masters", "kubeadm:cluste
 def resources_in_other_groups(resource: str) -> list[str]:
     """Built-in groups that serve ``resource`` (to suggest the right group)."""
     return [g for g, table in BUILTIN.items() if resource in table]
+
+
+# Groups that hold many identities at once (every service account, every node, everyone logged
+# in). A None rule that drops their writes hides what a stolen token did, e.g. a service account
+# creating a ClusterRoleBinding.
+BROAD_GROUPS: frozenset[str] = frozenset({"system:serviceaccounts", "system:authenticated", "system:nodes"})
+BROAD_GROUP_PREFIXES: tuple[str, ...] = ("system:serviceaccounts:",)

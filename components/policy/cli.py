@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 from .builtins import NON_RESOURCE_VERBS, RESOURCE_VERBS
 from .evaluator import Decision, Request, evaluate
-from .lint import Finding, lint
+from .findings import Finding
+from .lint import lint
 from .loader import load_policy_file
 from .model import Policy
 from .problems import PolicyError, Problem

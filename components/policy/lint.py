@@ -9,45 +9,38 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
-from .analysis import (
-    OTHER_NAME,
-    OTHER_NAMESPACE,
-    OTHER_USER,
-    Analysis,
-)
+from .analysis import Analysis
 from .builtins import (
     BUILTIN,
     NON_RESOURCE_VERBS,
-    PRIVILEGED_GROUPS,
-    PRIVILEGED_USERS,
     REMOVED_GROUPS,
     RESOURCE_VERBS,
-    WRITE_VERBS,
     resources_in_other_groups,
 )
-from .evaluator import Request
+from .findings import Finding, Severity
+from .leaks import check_dropped_writes, check_sensitive
 from .model import GroupResources, Policy, PolicyRule
 
-Severity = Literal["error", "warning"]
 KNOWN_VERBS = frozenset(RESOURCE_VERBS) | frozenset(NON_RESOURCE_VERBS)
 BODY_LEVELS = ("Request", "RequestResponse")
+STAR_VERB = (
+    "'*' is not a wildcard for verbs in audit policies: verbs are compared literally and no request "
+    "has the verb '*'; leave verbs out to match every verb"
+)
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One lint result; ``rule`` is the 0-based rule index, or None for the whole policy."""
-
-    rule: int | None
-    code: str
-    severity: Severity
-    message: str
+def _warn(rule: int | None, code: str, message: str, at: tuple[int, int] = (1, 1)) -> Finding:
+    return Finding(rule, code, "warning", message, *at)
 
 
-def _warn(rule: int | None, code: str, message: str) -> Finding:
-    return Finding(rule, code, "warning", message)
+def _rule_at(policy: Policy, index: int, field: str = "") -> tuple[int, int]:
+    rule = policy.rules[index]
+    if not rule.line:
+        return (1, 1)
+    return rule.position(field) if field else (rule.line, rule.col)
+
+
 
 
 def _at(policy: Policy, index: int) -> str:
@@ -71,6 +64,7 @@ def check_shadowed(policy: Policy, analysis: Analysis) -> list[Finding]:
                     f"never applies: every request it matches is matched first by "
                     f"{_at(policy, earlier)} at level {policy.rules[earlier].level} "
                     "(first match wins; move it above that rule or narrow that rule)",
+                    _rule_at(policy, index),
                 )
             )
     return findings
@@ -79,6 +73,8 @@ def check_shadowed(policy: Policy, analysis: Analysis) -> list[Finding]:
 def _never_reason(rule: PolicyRule) -> str:
     """Why a rule with an empty request set is empty, in the commonest cases."""
     verbs = set(rule.verbs)
+    if "*" in verbs and not verbs & KNOWN_VERBS:
+        return STAR_VERB
     if verbs and not verbs & KNOWN_VERBS:
         return (
             f"its verbs {sorted(verbs)} are not verbs the apiserver uses (they are lower-case: "
@@ -101,9 +97,9 @@ def _dead_entry(entry: str) -> bool:
 def check_never_matches(policy: Policy, analysis: Analysis) -> list[Finding]:
     """never-matches: the rule's conditions exclude every possible request."""
     return [
-        _warn(index, "never-matches", f"matches no request: {_never_reason(rule)}")
-        for index, (rule, rule_set) in enumerate(zip(policy.rules, analysis.sets, strict=True))
-        if rule_set.empty
+        _warn(index, "never-matches", f"matches no request: {_never_reason(rule)}", _rule_at(policy, index))
+        for index, rule in enumerate(policy.rules)
+        if analysis.empty(index)
     ]
 
 
@@ -112,13 +108,15 @@ def check_unknown_verbs(policy: Policy, analysis: Analysis) -> list[Finding]:
     findings = []
     for index, rule in enumerate(policy.rules):
         unknown = sorted(set(rule.verbs) - KNOWN_VERBS)
-        if unknown and not analysis.sets[index].empty:
+        if unknown and not analysis.empty(index):
+            why = STAR_VERB if "*" in unknown else "verbs are lower-case"
             findings.append(
                 _warn(
                     index,
                     "unknown-verb",
-                    f"verbs {unknown} never occur (verbs are lower-case: "
-                    f"{', '.join(RESOURCE_VERBS)}; or an HTTP method for non-resource URLs)",
+                    f"verbs {unknown} never occur ({why}; the apiserver's verbs are "
+                    f"{', '.join(RESOURCE_VERBS)}, or an HTTP method for non-resource URLs)",
+                    _rule_at(policy, index, "verbs"),
                 )
             )
     return findings
@@ -177,8 +175,9 @@ def check_resources(policy: Policy, analysis: Analysis) -> list[Finding]:
     findings = []
     for index, rule in enumerate(policy.rules):
         for gr in rule.resources:
+            at = (gr.line, gr.col) if gr.line else _rule_at(policy, index)
             for code, message in _judge_group(gr):
-                findings.append(_warn(index, code, message))
+                findings.append(_warn(index, code, message, at))
             if gr.group == "*":
                 findings.append(
                     _warn(
@@ -186,65 +185,9 @@ def check_resources(policy: Policy, analysis: Analysis) -> list[Finding]:
                         "wildcard-group",
                         'group "*" is accepted only by kube-apiserver 1.36 and later; older '
                         "apiservers refuse to start with this policy",
+                        at,
                     )
                 )
-    return findings
-
-
-def _describe(request: Request) -> str:
-    """A readable example request built from analysis representatives."""
-    what = request.resource + (f"/{request.subresource}" if request.subresource else "")
-    group = f" ({request.api_group})" if request.api_group else ""
-    parts = [f"{request.verb} {what}{group}"]
-    if request.name and request.name != OTHER_NAME:
-        parts.append(f'named "{request.name}"')
-    if request.namespace == "":
-        parts.append("cluster-wide")
-    elif request.namespace != OTHER_NAMESPACE:
-        parts.append(f'in namespace "{request.namespace}"')
-    parts.append("by any user" if request.user == OTHER_USER else f'by user "{request.user}"')
-    return " ".join(parts)
-
-
-def check_sensitive(policy: Policy, analysis: Analysis) -> list[Finding]:
-    """sensitive-body-logged: a request to a secret-bearing resource first matches a body level."""
-    examples: dict[int, Request] = {}
-    compiled = policy.compiled
-    for request in analysis.sensitive_requests():
-        decision = compiled.evaluate(request)
-        if decision.rule is not None and decision.level in BODY_LEVELS:
-            examples.setdefault(decision.rule, request)
-    return [
-        Finding(
-            index,
-            "sensitive-body-logged",
-            "error",
-            f"logs bodies of sensitive requests at {policy.rules[index].level}: e.g. "
-            f"{_describe(request)} matches this rule first. Secrets, configmaps, "
-            "serviceaccounts/token and tokenreviews carry credentials; put a Metadata rule for "
-            "them above this one",
-        )
-        for index, request in sorted(examples.items())
-    ]
-
-
-def check_privileged_dropped(policy: Policy, analysis: Analysis) -> list[Finding]:
-    """privileged-dropped: a None rule that names a cluster-admin identity and covers writes."""
-    findings = []
-    for index, rule in enumerate(policy.rules):
-        if rule.level != "None":
-            continue
-        who = sorted(set(rule.users) & PRIVILEGED_USERS) + sorted(set(rule.user_groups) & PRIVILEGED_GROUPS)
-        writes = not rule.verbs or bool(set(rule.verbs) & WRITE_VERBS)
-        if who and writes and not analysis.sets[index].empty:
-            findings.append(
-                _warn(
-                    index,
-                    "privileged-dropped",
-                    f"drops the writes of cluster-admin identities {who} (level None): the "
-                    "changes that matter most leave no audit trail; restrict it to read verbs",
-                )
-            )
     return findings
 
 
@@ -256,6 +199,7 @@ def check_non_resource_body(policy: Policy, analysis: Analysis) -> list[Finding]
             "body-level-non-resource",
             f"level {rule.level} on non-resource URLs: the apiserver never logs bodies for them, "
             "so this is Metadata; say Metadata",
+            _rule_at(policy, index, "level"),
         )
         for index, rule in enumerate(policy.rules)
         if rule.level in BODY_LEVELS and rule.applies_to_non_resources
@@ -299,22 +243,26 @@ def check_request_received(policy: Policy, analysis: Analysis) -> list[Finding]:
 
 
 CHECKS: tuple[Callable[[Policy, Analysis], list[Finding]], ...] = (
-    check_sensitive,
     check_shadowed,
     check_never_matches,
     check_unknown_verbs,
     check_resources,
-    check_privileged_dropped,
+    check_dropped_writes,
     check_non_resource_body,
     check_catch_all,
     check_request_received,
 )
 
 
-def lint(policy: Policy) -> list[Finding]:
-    """All findings, whole-policy ones first, then by rule index; errors before warnings."""
+def lint(policy: Policy, *, configmaps: Severity | None = None) -> list[Finding]:
+    """All findings, whole-policy ones first, then by rule index; errors before warnings.
+
+    ``configmaps``: severity of configmap contents in the log (default: the policy's
+    ``lint.kube-audit.io/configmaps`` annotation, else warning).
+    """
     analysis = Analysis(policy)
-    findings = [finding for check in CHECKS for finding in check(policy, analysis)]
+    findings = check_sensitive(policy, analysis, configmaps)
+    findings += [finding for check in CHECKS for finding in check(policy, analysis)]
     return sorted(
         findings,
         key=lambda f: (-1 if f.rule is None else f.rule, f.severity != "error", f.code),

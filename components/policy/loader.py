@@ -51,6 +51,7 @@ class _Decoder:
         self.name: str | None = None
         self.omit_stages: tuple[str, ...] = ()
         self.omit_managed_fields: bool | None = None
+        self.annotations: list[tuple[str, str]] = []
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -203,7 +204,8 @@ class _Decoder:
                 ",".join(names),
                 "using resourceNames requires at least one resource",
             )
-        return GroupResources(group, resources, names, position(node)[0])
+        line, col = position(node)
+        return GroupResources(group, resources, names, line, col)
 
     def rule(self, node: Node, path: str, lines: list[str]) -> PolicyRule:
         f = self.fields(node, path, RULE_FIELDS, "a rule")
@@ -237,6 +239,8 @@ class _Decoder:
             omit_managed_fields=omf,
             line=first,
             end_line=last,
+            col=position(node)[1],
+            positions=tuple((key, *position(value)) for key, value in f.items()),
         )
 
     def _getter(
@@ -248,14 +252,16 @@ class _Decoder:
         return get
 
     def metadata(self, node: Node) -> str | None:
-        """ObjectMeta: typed like the apiserver's decoder would; only ``name`` is kept."""
+        """ObjectMeta: typed like the apiserver's decoder would; ``name`` and annotations are kept."""
         f = self.fields(node, "metadata", OBJECT_META_FIELDS, "object metadata")
         for key, value in f.items():
             path = f"metadata.{key}"
             if key in ("labels", "annotations"):
                 sub = self.fields(value, path, tuple(_keys(value)), "a string map")
                 for name, item in sub.items():
-                    self.string(item, f"{path}.{name}")
+                    text = self.string(item, f"{path}.{name}")
+                    if key == "annotations" and text is not None:
+                        self.annotations.append((name, text))
             elif key == "finalizers":
                 self.strings(value, path)
             elif key in ("generation", "deletionGracePeriodSeconds"):
@@ -348,6 +354,7 @@ def load_policy(text: str, source: str = "<policy>", *, kubernetes_version: tupl
         text=text,
         source=source,
         name=decoder.name,
+        annotations=tuple(decoder.annotations),
     )
 
 
@@ -371,5 +378,6 @@ def load_policy_file(path: str | os.PathLike[str], *, kubernetes_version: tuple[
         text=text,
         source=source,
         name=policy.name,
+        annotations=policy.annotations,
         raw=raw,
     )

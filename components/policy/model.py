@@ -25,6 +25,7 @@ class GroupResources:
     resources: tuple[str, ...] = ()
     resource_names: tuple[str, ...] = ()
     line: int = 0
+    col: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class PolicyRule:
     # 1-based first and last source line of the rule's list item (0 when built in code).
     line: int = 0
     end_line: int = 0
+    col: int = 0
+    # Where each field's value starts, (line, col) by YAML name, for findings about one field.
+    positions: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+
+    def position(self, name: str) -> tuple[int, int]:
+        """1-based (line, col) of field ``name``'s value, else of the rule itself."""
+        for key, line, col in self.positions:
+            if key == name:
+                return line, col
+        return self.line, self.col
 
     @property
     def applies_to_resources(self) -> bool:
@@ -65,6 +76,7 @@ class Policy:
     text: str = ""
     source: str = "<policy>"
     name: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
     # The raw bytes when loaded from a file (the hash must cover the file byte for byte).
     raw: bytes | None = field(default=None, repr=False, compare=False)
 

@@ -29,7 +29,7 @@ def test_invalid_policy_is_a_violation_per_problem() -> None:
 
 def test_sensitive_body_logged_is_a_violation() -> None:
     (violation,) = check_policy_text(HEADER + "rules:\n  - level: RequestResponse\n", "p.yaml")
-    assert violation.startswith("p.yaml: rule 0 (line 4): logs bodies of sensitive requests")
+    assert violation.startswith("p.yaml: rule 0 (line 4): logs credentials at RequestResponse: create tokenreviews")
 
 
 def test_other_lint_findings_are_not_violations() -> None:

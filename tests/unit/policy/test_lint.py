@@ -122,7 +122,7 @@ def test_unknown_verb_among_good_ones() -> None:
     [
         "  - level: RequestResponse\n",
         "  - level: Request\n    resources: [{group: ''}]\n",
-        "  - level: Request\n    verbs: [create]\n    resources: [{resources: ['*/token']}]\n",
+        "  - level: RequestResponse\n    verbs: [create]\n    resources: [{resources: ['*/token']}]\n",
         "  - level: RequestResponse\n    resources: [{group: authentication.k8s.io}]\n",
         "  - level: Metadata\n    resources: [{resources: [secrets]}]\n  - level: Request\n    users: [bob]\n",
         "  - level: Metadata\n    resources: [{resources: [secrets], resourceNames: [a]}]\n  - level: Request\n",
@@ -140,7 +140,11 @@ def test_sensitive_body_logged_reports_the_rule_that_matches_first() -> None:
         "  - level: RequestResponse\n"
     )
     (finding,) = findings(rules, "sensitive-body-logged")
-    assert finding.rule == 1 and "create tokenreviews (authentication.k8s.io)" in finding.message
+    assert finding.rule == 1
+    assert finding.message == (
+        "logs credentials at Request: create tokenreviews (bearer token in the request). "
+        "Put a Metadata rule for these above this rule"
+    )
 
 
 def test_sensitive_resources_at_metadata_first_are_fine() -> None:

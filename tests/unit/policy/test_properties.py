@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from components.policy import Policy, PolicyError, Request, evaluate, lint, load_policy
-from components.policy.builtins import SENSITIVE
+from components.policy.leaks import LEAKS, Leak
+from components.policy.model import LEVELS
 
 from .reference import reference_evaluate, rule_matches
 from .strategies import policy_texts, realistic_requests, requests
@@ -66,17 +67,37 @@ def test_lint_rule_claims_hold_for_real_requests(text: str, reqs: list[Request])
             assert not rule_matches(policy.rules[index], request), (index, request)
 
 
+def leak_of(request: Request, level: str) -> Leak | None:
+    """The leak a request first matched at ``level`` causes, if the apiserver can produce it."""
+    for leak in LEAKS:
+        if (request.api_group, request.resource, request.subresource) != (leak.group, leak.resource, leak.sub):
+            continue
+        if request.verb not in leak.verbs or LEVELS.index(level) < LEVELS.index(leak.level):
+            continue
+        if leak.cluster_scoped and request.namespace != "":
+            continue  # a tokenreview has no namespace
+        if not leak.cluster_scoped and request.namespace == "" and request.verb not in ("list", "watch"):
+            continue  # only list/watch span all namespaces
+        return leak
+    return None
+
+
 @SETTINGS
 @given(policy_texts(), st.lists(realistic_requests(), min_size=1, max_size=40))
-def test_sensitive_body_logged_is_complete(text: str, reqs: list[Request]) -> None:
+def test_every_leaking_request_is_named_by_its_rule(text: str, reqs: list[Request]) -> None:
     policy = valid(text)
-    flagged = {f.rule for f in lint(policy) if f.code == "sensitive-body-logged"}
+    messages = {
+        f.rule: f.message for f in lint(policy) if f.code in ("sensitive-body-logged", "configmap-body-logged")
+    }
     for request in reqs:
-        if (request.api_group, request.resource, request.subresource) not in SENSITIVE:
-            continue
         decision = evaluate(policy, request)
-        if decision.level in ("Request", "RequestResponse"):
-            assert decision.rule in flagged, (request, decision)
+        leak = leak_of(request, decision.level)
+        if leak is None:
+            continue
+        message = messages.get(decision.rule, "")
+        body = message.split(": ", 1)[-1]
+        named = [part.split(" ")[0].split("/") for part in body.split(", ") if f" {leak.label} (" in part]
+        assert any(request.verb in verbs for verbs in named), (request, decision, message)
 
 
 @SETTINGS
