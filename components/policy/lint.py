@@ -41,8 +41,6 @@ def _rule_at(policy: Policy, index: int, field: str = "") -> tuple[int, int]:
     return rule.position(field) if field else (rule.line, rule.col)
 
 
-
-
 def _at(policy: Policy, index: int) -> str:
     line = policy.rules[index].line
     return f"rule {index} (line {line})" if line else f"rule {index}"

@@ -13,6 +13,7 @@ run shows them all.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,9 +56,9 @@ class _Decoder:
 
     # -- reporting ---------------------------------------------------------------------------
 
-    def report(self, node: Node, message: str) -> None:
+    def report(self, node: Node, message: str, tolerated: bool = False) -> None:
         line, col = position(node)
-        self.problems.append(Problem(self.source, line, col, message))
+        self.problems.append(Problem(self.source, line, col, message, tolerated))
 
     def invalid(self, node: Node, path: str, value: str, detail: str) -> None:
         """A ValidatePolicy error, worded like the apiserver's (field.Invalid)."""
@@ -73,7 +74,7 @@ class _Decoder:
         result: dict[str, Node] = {}
         for key, key_node, value in mapping_items(node, self.source, self.problems):
             if key not in allowed:
-                self.report(key_node, unknown_field_message(path, key, allowed))
+                self.report(key_node, unknown_field_message(path, key, allowed), tolerated=True)
                 continue
             if not is_null(value):  # null is "not set", as in the apiserver's JSON decoding
                 result[key] = value
@@ -101,8 +102,9 @@ class _Decoder:
         result = []
         for i, item in enumerate(node.value):
             if is_null(item):
-                # The apiserver would read "" here; an empty item is always a slip, so refuse it.
-                self.report(item, f"{path}[{i}]: empty list item")
+                # The apiserver reads "" here; an empty item is always a slip, so refuse it.
+                self.report(item, f'{path}[{i}]: empty list item (the apiserver reads it as "")', tolerated=True)
+                result.append((i, "", item))
                 continue
             value = self.string(item, f"{path}[{i}]")
             if value is not None:
@@ -121,9 +123,11 @@ class _Decoder:
         result = []
         for i, item in enumerate(node.value):
             if is_null(item):
-                self.report(item, f"{path}[{i}]: empty list item")
-            else:
-                result.append((i, item))
+                # The apiserver decodes an empty object here: a rule with no level (refused) or
+                # a resources entry for the whole core group.
+                self.report(item, f"{path}[{i}]: empty list item (the apiserver reads it as {{}})", tolerated=True)
+                item = MappingNode("tag:yaml.org,2002:map", [], item.start_mark, item.end_mark)
+            result.append((i, item))
         return result
 
     # -- validation of single values (validation.go, one function each) ----------------------
@@ -269,7 +273,7 @@ class _Decoder:
                     self.report(value, f"{path}: expected an integer, got {describe(value)}")
             elif key in ("ownerReferences", "managedFields", "creationTimestamp", "deletionTimestamp"):
                 # Server-managed fields: meaningless in a policy file, and costly to type-check.
-                self.report(value, f"{path}: server-managed field; remove it from the policy file")
+                self.report(value, f"{path}: server-managed field; remove it from the policy file", tolerated=True)
             else:
                 self.string(value, path)
         return self.string(f["name"], "metadata.name") if "name" in f else None
@@ -293,7 +297,7 @@ class _Decoder:
             self.rule(item, f"rules[{i}]", lines)
             for i, item in (self.items(f["rules"], "rules", "rules") if "rules" in f else [])
         ]
-        if not rules and not self.problems:
+        if not rules and all(p.tolerated for p in self.problems):
             self.report(
                 f.get("rules", root),
                 'policy has no rules (the apiserver refuses it: "loaded illegal policy with 0 rules")',
@@ -311,9 +315,7 @@ class _Decoder:
                 if version.startswith("audit.k8s.io/"):
                     old = " (v1alpha1 and v1beta1 were removed in Kubernetes 1.24)"
                 self.report(f["apiVersion"], f"apiVersion {quote(version)} is not supported: use {API_VERSION}{old}")
-        if "kind" not in f:
-            self.report(root, f"kind is required: {KIND}")
-        else:
+        if "kind" in f:  # a missing kind is defaulted by the apiserver's decoder
             kind = self.string(f["kind"], "kind")
             if kind is not None and kind != KIND:
                 self.report(f["kind"], f"kind {quote(kind)} is not supported: use {KIND}")
@@ -337,16 +339,26 @@ def _span(node: Node, lines: list[str]) -> tuple[int, int]:
     return start + 1, max(start, end) + 1
 
 
-def load_policy(text: str, source: str = "<policy>", *, kubernetes_version: tuple[int, int] | None = None) -> Policy:
+def load_policy(
+    text: str,
+    source: str = "<policy>",
+    *,
+    kubernetes_version: tuple[int, int] | None = None,
+    lenient: bool = False,
+) -> Policy:
     """Parse and validate an audit policy; raise PolicyError listing every problem.
 
     ``kubernetes_version`` (major, minor) enables version-dependent checks (group ``"*"`` is only
-    valid from 1.36); None means the newest apiserver.
+    valid from 1.36); None means the newest apiserver. ``lenient``: load what kube-apiserver
+    loads (unknown fields and duplicate keys dropped as it drops them) and list those problems
+    in ``Policy.dropped`` instead of raising; what the apiserver refuses still raises.
     """
     decoder = _Decoder(source, kubernetes_version)
-    rules = decoder.policy(compose(text, source), text)
-    if decoder.problems or rules is None:
-        raise PolicyError(sorted(decoder.problems, key=lambda p: (p.line, p.col)))
+    root, later = compose(text, source)
+    rules = decoder.policy(root, text)
+    problems = sorted(decoder.problems + later, key=lambda p: (p.line, p.col))
+    if rules is None or any(not p.tolerated or not lenient for p in problems):
+        raise PolicyError(problems)
     return Policy(
         rules=rules,
         omit_stages=decoder.omit_stages,
@@ -355,13 +367,21 @@ def load_policy(text: str, source: str = "<policy>", *, kubernetes_version: tupl
         source=source,
         name=decoder.name,
         annotations=tuple(decoder.annotations),
+        dropped=tuple(problems),
     )
 
 
-def load_policy_file(path: str | os.PathLike[str], *, kubernetes_version: tuple[int, int] | None = None) -> Policy:
-    """Read and load a policy file; unreadable or non-UTF-8 files are a problem at 1:1."""
+def load_policy_file(
+    path: str | os.PathLike[str], *, kubernetes_version: tuple[int, int] | None = None, lenient: bool = False
+) -> Policy:
+    """Read and load a policy file; unreadable, non-regular or non-UTF-8 files are a problem at 1:1."""
     source = os.fspath(path)
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            # Reading a FIFO blocks forever and a device can be endless: refuse before opening.
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "a device or socket"
+            raise PolicyError([Problem(source, 1, 1, f"cannot read file: it is {kind}, not a regular file")])
         raw = Path(path).read_bytes()
         text = raw.decode("utf-8")
     except OSError as err:
@@ -370,7 +390,7 @@ def load_policy_file(path: str | os.PathLike[str], *, kubernetes_version: tuple[
     except UnicodeDecodeError as err:
         message = f"file is not UTF-8 text: {err.reason} at byte {err.start}"
         raise PolicyError([Problem(source, 1, 1, message)]) from None
-    policy = load_policy(text, source, kubernetes_version=kubernetes_version)
+    policy = load_policy(text, source, kubernetes_version=kubernetes_version, lenient=lenient)
     return Policy(
         rules=policy.rules,
         omit_stages=policy.omit_stages,
@@ -379,5 +399,6 @@ def load_policy_file(path: str | os.PathLike[str], *, kubernetes_version: tuple[
         source=source,
         name=policy.name,
         annotations=policy.annotations,
+        dropped=policy.dropped,
         raw=raw,
     )

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from .problems import Problem
+
 if TYPE_CHECKING:  # pragma: no cover - import cycle only for type checkers
     from .evaluator import CompiledPolicy
 
@@ -77,6 +79,8 @@ class Policy:
     source: str = "<policy>"
     name: str | None = None
     annotations: tuple[tuple[str, str], ...] = ()
+    # What kube-apiserver drops or ignores when it loads this file (only with lenient loading).
+    dropped: tuple[Problem, ...] = field(default=(), compare=False)
     # The raw bytes when loaded from a file (the hash must cover the file byte for byte).
     raw: bytes | None = field(default=None, repr=False, compare=False)
 

@@ -17,6 +17,9 @@ class Problem:
     line: int
     col: int
     message: str
+    # True for what kube-apiserver accepts but drops or ignores (unknown fields, duplicate keys,
+    # ...): validate refuses it, lint and explain go on with the policy the apiserver enforces.
+    tolerated: bool = False
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}:{self.col}: {self.message}"

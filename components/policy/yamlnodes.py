@@ -143,26 +143,50 @@ def describe(node: Node) -> str:
     }.get(kind, kind)
 
 
-def compose(text: str, source: str) -> Node | None:
-    """Parse exactly one YAML document into a node tree; syntax errors raise PolicyError.
+MAX_DEPTH_MESSAGE = "YAML nested too deeply to be an audit policy (Python's recursion limit was reached here)"
 
-    A second document is refused rather than ignored: go-yaml reads only the first one, so
-    anything after ``---`` would silently not be part of the policy.
+
+def compose(text: str, source: str) -> tuple[Node | None, list[Problem]]:
+    """Parse the first YAML document into a node tree; syntax errors raise PolicyError.
+
+    go-yaml (what the apiserver uses) reads only the first document. Empty documents after it
+    (a trailing ``---``, perhaps followed by comments) are harmless; a non-empty one is returned
+    as a tolerated problem, since its rules would silently not apply.
     """
     _check_json(text, source)
+    loader = _PlainMarkingLoader(text)
     try:
-        return yaml.compose(text, Loader=_PlainMarkingLoader)  # type: ignore[no-any-return]
+        first = loader.get_node() if loader.check_node() else None
+        later: list[Problem] = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None and not is_null(node):
+                line, col = position(node)
+                later.append(
+                    Problem(
+                        source,
+                        line,
+                        col,
+                        "a second YAML document: kube-apiserver reads only the first one and ignores "
+                        "this one, so none of it applies; an audit policy file holds exactly one",
+                        tolerated=True,
+                    )
+                )
+        return first, later
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         message = " ".join(part for part in (err.context, err.problem) if part)
-        if "expected a single document" in message:
-            message = "more than one YAML document; an audit policy file holds exactly one"
-        first = err.context_mark.line if err.context_mark is not None else line - 1
-        message += _dash_hint(text, first, line)
+        first_line = err.context_mark.line if err.context_mark is not None else line - 1
+        message += _dash_hint(text, first_line, line)
         raise PolicyError([Problem(source, line, col, f"YAML syntax error: {message}")]) from None
     except yaml.YAMLError as err:  # reader errors (e.g. control characters) carry no mark
         raise PolicyError([Problem(source, 1, 1, f"YAML error: {err}")]) from None
+    except RecursionError:
+        mark = loader.get_mark()
+        raise PolicyError([Problem(source, mark.line + 1, mark.column + 1, MAX_DEPTH_MESSAGE)]) from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
 
 
 def _reject_constant(name: str) -> None:
@@ -187,6 +211,8 @@ def _check_json(text: str, source: str) -> None:
         raise PolicyError([Problem(source, err.lineno, err.colno, message)]) from None
     except ValueError as err:
         raise PolicyError([Problem(source, 1, 1, f"invalid JSON: {err}")]) from None
+    except RecursionError:
+        raise PolicyError([Problem(source, 1, 1, "JSON " + MAX_DEPTH_MESSAGE)]) from None
 
 
 _DASH_NO_SPACE = re.compile(r"^\s*-[A-Za-z_\"']")
@@ -205,10 +231,11 @@ def _dash_hint(text: str, first: int, last: int) -> str:
 def mapping_items(node: MappingNode, source: str, problems: list[Problem]) -> list[tuple[str, ScalarNode, Node]]:
     """The (key, key node, value node) pairs of a mapping; reports duplicate and odd keys.
 
-    Duplicate keys are refused: the apiserver keeps one of them (and only warns), so the other
-    one's content silently disappears from the policy.
+    Duplicate keys are refused (tolerated problems): the apiserver keeps the last one and only
+    warns, so the other one's content silently disappears from the policy. The items returned
+    are what the apiserver keeps.
     """
-    seen: dict[str, ScalarNode] = {}
+    seen: dict[str, int] = {}
     items: list[tuple[str, ScalarNode, Node]] = []
     for key_node, value_node in node.value:
         line, col = position(key_node)
@@ -220,16 +247,14 @@ def mapping_items(node: MappingNode, source: str, problems: list[Problem]) -> li
             continue
         key = str(key_node.value)
         if key in seen:
-            first_line, _ = position(seen[key])
-            problems.append(
-                Problem(
-                    source,
-                    line,
-                    col,
-                    f'duplicate key "{key}" (first at line {first_line}); the apiserver would keep only one of them',
-                )
+            first_line, _ = position(items[seen[key]][1])
+            message = (
+                f'duplicate key "{key}" (first at line {first_line}); the apiserver keeps only this '
+                "last one and drops the other"
             )
+            problems.append(Problem(source, line, col, message, tolerated=True))
+            items[seen[key]] = (key, key_node, value_node)
             continue
-        seen[key] = key_node
+        seen[key] = len(items)
         items.append((key, key_node, value_node))
     return items

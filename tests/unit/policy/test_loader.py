@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_wildcard_group_accepted_on_new_and_refused_before_1_36() -> None:
         ("rules: []\n", 3, 8, "0 rules"),
         ("metadata: {name: x}\n", 1, 1, "0 rules"),
         ("rules:\n  - level: None\n<<: {a: b}\n", 5, 1, "merge keys"),
-        ("rules:\n  - level: None\n---\nrules: []\n", 5, 1, "more than one YAML document"),
+        ("rules:\n  - level: None\n---\nrules: []\n", 6, 1, "a second YAML document"),
         ("rules:\n  - level: None\n\tusers: [a]\n", 5, 1, "YAML syntax error"),
     ],
 )
@@ -167,7 +168,6 @@ def test_rejected_at_node(body: str, line: int, col: int, fragment: str) -> None
         ("# only a comment\n", 1, 1, "empty file"),
         ("- a\n", 1, 1, "expected an audit Policy"),
         ("kind: Policy\nrules: [{level: None}]\n", 1, 1, "apiVersion is required"),
-        ("apiVersion: audit.k8s.io/v1\nrules: [{level: None}]\n", 1, 1, "kind is required"),
         (
             "apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules: [{level: None}]\n",
             1,
@@ -325,3 +325,63 @@ def test_rule_spans_exclude_trailing_comments_and_blank_lines() -> None:
         assert rule.end_line >= rule.line
     last = load_policy(HEADER + "rules:\n  - level: None\n  - level: Metadata\n    users: [a]")
     assert last.rule_text(1) == "  - level: Metadata\n    users: [a]"
+
+
+# -- what kube-apiserver accepts, and lenient loading (issue 10 §2) ------------------------------
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["---\n", "---\n# a comment after the last policy\n", "...\n", "---\n---\n", "--- ~\n"],
+)
+def test_empty_trailing_documents_are_accepted(tail: str) -> None:
+    policy = load_policy(HEADER + "rules:\n  - level: None\n" + tail, "p.yaml")
+    assert len(policy.rules) == 1 and policy.dropped == ()
+
+
+def test_missing_kind_is_accepted_as_the_apiserver_defaults_it() -> None:
+    assert load_policy("apiVersion: audit.k8s.io/v1\nrules: [{level: None}]\n").rules[0].level == "None"
+
+
+@pytest.mark.parametrize(
+    ("body", "expect"),
+    [
+        # verbs under a resources entry is dropped: the rule matches every verb.
+        ("rules:\n  - level: None\n    resources:\n    - group: ''\n      verbs: [get]\n", {"verbs": ()}),
+        # the apiserver keeps the last of duplicate keys.
+        ("rules:\n  - level: None\n    level: Metadata\n", {"level": "Metadata"}),
+        # an empty string-list item reads as "".
+        ("rules:\n  - level: None\n    users: [a, ~]\n", {"users": ("a", "")}),
+    ],
+)
+def test_lenient_loading_builds_what_the_apiserver_enforces(body: str, expect: dict[str, object]) -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy(HEADER + body, "p.yaml")
+    assert all(p.tolerated for p in info.value.problems)
+    policy = load_policy(HEADER + body, "p.yaml", lenient=True)
+    assert [str(p) for p in policy.dropped] == [str(p) for p in info.value.problems]
+    for name, value in expect.items():
+        assert getattr(policy.rules[0], name) == value
+
+
+def test_lenient_loading_still_refuses_what_the_apiserver_refuses() -> None:
+    with pytest.raises(PolicyError):
+        load_policy(HEADER + "rules:\n  - level: none\n    verb: [get]\n", lenient=True)
+
+
+def test_deep_nesting_is_a_positioned_problem_not_a_traceback() -> None:
+    depth = 5000
+    text = HEADER + "metadata:\n  labels: " + "[" * depth + "]" * depth + "\n"
+    (problem,) = problems(text)
+    assert "nested too deeply" in problem.message and problem.line == 4
+    (problem,) = problems('{"a": ' + "[" * depth + "]" * depth + "}")
+    assert "nested too deeply" in problem.message
+
+
+def test_fifo_is_refused_without_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(PolicyError, match="it is a FIFO, not a regular file"):
+        load_policy_file(fifo)
+    with pytest.raises(PolicyError, match="it is a device or socket"):
+        load_policy_file("/dev/null")

@@ -86,9 +86,7 @@ def leak_of(request: Request, level: str) -> Leak | None:
 @given(policy_texts(), st.lists(realistic_requests(), min_size=1, max_size=40))
 def test_every_leaking_request_is_named_by_its_rule(text: str, reqs: list[Request]) -> None:
     policy = valid(text)
-    messages = {
-        f.rule: f.message for f in lint(policy) if f.code in ("sensitive-body-logged", "configmap-body-logged")
-    }
+    messages = {f.rule: f.message for f in lint(policy) if f.code in ("sensitive-body-logged", "configmap-body-logged")}
     for request in reqs:
         decision = evaluate(policy, request)
         leak = leak_of(request, decision.level)
