@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .builtins import NON_RESOURCE_VERBS, RESOURCE_VERBS
-from .evaluator import Decision, Request, evaluate
-from .findings import Finding
+from .evaluator import Decision, evaluate
+from .explain_args import UsageError, request_from_args
+from .findings import Finding, plural
 from .lint import lint
 from .loader import load_policy_file
 from .model import Policy
@@ -37,9 +37,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "lint",
         help="find mistakes the apiserver accepts silently (shadowed rules, leaked secrets, ...)",
-        description="Exit 1 when the file is invalid or any finding is an error, else 0.",
+        description="Exit 1 when a file is invalid or any finding is an error, else 0. A policy "
+        "kube-apiserver loads is linted as the apiserver enforces it, after a warning for each "
+        "field it drops.",
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print a JSON list of findings")
     p.set_defaults(func=run_lint)
 
@@ -52,11 +54,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--user", required=True, help="user name, e.g. kube-admin")
     p.add_argument("--group", action="append", default=[], dest="groups", help="user group (repeatable)")
     p.add_argument("--verb", required=True, help="get, list, watch, create, ... (HTTP method in lower case for --path)")
-    p.add_argument("--api-group", default="", help='API group ("" = core)')
-    p.add_argument("--resource", help="resource, e.g. pods (makes a resource request)")
-    p.add_argument("--subresource", default="", help="subresource, e.g. log")
-    p.add_argument("--namespace", default="", help='namespace ("" = cluster-scoped)')
-    p.add_argument("--name", default="", help="object name from the URL")
+    p.add_argument("--api-group", help='API group (default "" = core)')
+    p.add_argument("--resource", help="resource, e.g. pods or pods/exec (makes a resource request)")
+    p.add_argument("--subresource", help="subresource, e.g. log (or write --resource pods/log)")
+    p.add_argument("--namespace", help='namespace (default "" = cluster-scoped or all namespaces)')
+    p.add_argument("--name", help="object name from the URL")
     p.add_argument("--path", help="URL path, e.g. /healthz (makes a non-resource request)")
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(func=run_explain)
@@ -65,7 +67,7 @@ def register(subparsers: Any) -> None:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _load(value: str) -> Policy:
+def _load(value: str, lenient: bool = False) -> Policy:
     """Load a file path, or a shipped profile when ``value`` is a bare name and not a file."""
     path = Path(value)
     if not path.exists() and is_profile_name(value):
@@ -73,9 +75,8 @@ def _load(value: str) -> Policy:
             path = resolve_policy(value, Path.cwd())
         except ValueError as err:
             raise PolicyError([Problem(value, 1, 1, str(err))]) from None
-        policy = load_policy_file(path)
-        return policy
-    return load_policy_file(value)
+        return load_policy_file(path, lenient=lenient)
+    return load_policy_file(value, lenient=lenient)
 
 
 def _print_problems(err: PolicyError, out: TextIO) -> None:
@@ -94,77 +95,85 @@ def run_validate(args: argparse.Namespace) -> int:
             policy = _load(value)
         except PolicyError as err:
             _print_problems(err, sys.stdout)
-            print(f"{value}: invalid ({len(err.problems)} problem(s))", file=sys.stderr)
+            print(f"{value}: invalid ({plural(len(err.problems), 'problem')})", file=sys.stderr)
             status = 1
             continue
-        print(f"{value}: valid ({len(policy.rules)} rules)", file=sys.stderr)
+        print(f"{value}: valid ({plural(len(policy.rules), 'rule')})", file=sys.stderr)
     return status
 
 
 # -- lint ---------------------------------------------------------------------------------------
 
 
-def findings_json(findings: list[Finding]) -> list[dict[str, Any]]:
+def findings_json(source: str, findings: list[Finding]) -> list[dict[str, Any]]:
     """The ``lint --json`` shape."""
-    return [{"rule": f.rule, "code": f.code, "severity": f.severity, "message": f.message} for f in findings]
+    return [
+        {
+            "file": source,
+            "line": f.line,
+            "column": f.column,
+            "rule": f.rule,
+            "code": f.code,
+            "severity": f.severity,
+            "message": f.message,
+        }
+        for f in findings
+    ]
 
 
 def format_table(policy: Policy, findings: list[Finding]) -> str:
     """Readable lint output: one row per finding, then a summary line."""
     rows = [("RULE", "LINE", "SEVERITY", "CODE", "MESSAGE")]
     for f in findings:
-        line = str(policy.rules[f.rule].line) if f.rule is not None else "-"
-        rows.append(("-" if f.rule is None else str(f.rule), line, f.severity, f.code, f.message))
+        rows.append(("-" if f.rule is None else str(f.rule), str(f.line), f.severity, f.code, f.message))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows]
     errors = sum(f.severity == "error" for f in findings)
-    lines.append(f"{policy.source}: {errors} error(s), {len(findings) - errors} warning(s)")
+    lines.append(f"{policy.source}: {plural(errors, 'error')}, {plural(len(findings) - errors, 'warning')}")
     return "\n".join(lines)
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    """``lint FILE [--json]``: exit 1 when invalid or any finding is an error."""
-    try:
-        policy = _load(args.file)
-    except PolicyError as err:
+    """``lint FILE... [--json]``: exit 1 when a file is invalid or any finding is an error."""
+    status = 0
+    every: list[dict[str, Any]] = []
+    for value in args.files:
+        try:
+            policy = _load(value, lenient=True)
+        except PolicyError as err:
+            status = 1
+            if args.json:
+                # Keep stdout a findings list: invalid-policy entries carry the positioned problems.
+                every += [
+                    {
+                        "file": p.source,
+                        "line": p.line,
+                        "column": p.col,
+                        "rule": None,
+                        "code": "invalid-policy",
+                        "severity": "error",
+                        "message": p.message,
+                    }
+                    for p in err.problems
+                ]
+            else:
+                _print_problems(err, sys.stdout)
+            continue
+        findings = lint(policy)
+        if any(f.severity == "error" for f in findings):
+            status = 1
         if args.json:
-            # Keep stdout a findings list: invalid-policy entries carry the positioned problems.
-            invalid = [Finding(None, "invalid-policy", "error", str(p)) for p in err.problems]
-            print(json.dumps(findings_json(invalid), indent=2))
+            every += findings_json(policy.source, findings)
+        elif findings:
+            print(format_table(policy, findings))
         else:
-            _print_problems(err, sys.stdout)
-        return 1
-    findings = lint(policy)
+            print(f"{policy.source}: no findings")
     if args.json:
-        print(json.dumps(findings_json(findings), indent=2))
-    elif findings:
-        print(format_table(policy, findings))
-    else:
-        print(f"{policy.source}: no findings")
-    return 1 if any(f.severity == "error" for f in findings) else 0
+        print(json.dumps(every, indent=2))
+    return status
 
 
 # -- explain ------------------------------------------------------------------------------------
-
-
-def request_from_args(args: argparse.Namespace) -> Request:
-    """Build the Request; exactly one of --resource and --path must be given."""
-    if (args.resource is None) == (args.path is None):
-        raise ValueError(
-            "explain: give exactly one of --resource (a resource request) or --path (a non-resource request)"
-        )
-    return Request(
-        user=args.user,
-        groups=tuple(args.groups),
-        verb=args.verb,
-        api_group=args.api_group if args.resource is not None else "",
-        resource=args.resource or "",
-        subresource=args.subresource if args.resource is not None else "",
-        namespace=args.namespace if args.resource is not None else "",
-        name=args.name if args.resource is not None else "",
-        path=args.path or "",
-        resource_request=args.resource is not None,
-    )
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -201,22 +210,29 @@ def format_decision(policy: Policy, decision: Decision) -> str:
 def run_explain(args: argparse.Namespace) -> int:
     """``explain FILE --user U --verb V (--resource R | --path URL) ...``."""
     try:
-        request = request_from_args(args)
-    except ValueError as err:
+        request = request_from_args(
+            user=args.user,
+            groups=args.groups,
+            verb=args.verb,
+            resource=args.resource,
+            path=args.path,
+            api_group=args.api_group,
+            subresource=args.subresource,
+            namespace=args.namespace,
+            name=args.name,
+        )
+    except UsageError as err:
         print(err, file=sys.stderr)
         return 2
     try:
-        policy = _load(args.file)
+        policy = _load(args.file, lenient=True)
     except PolicyError as err:
         _print_problems(err, sys.stderr)
         return 1
+    for problem in policy.dropped:
+        # Answered for the policy as kube-apiserver enforces it; say what it drops first.
+        print(f"warning: {problem}", file=sys.stderr)
     decision = evaluate(policy, request)
-    known = RESOURCE_VERBS if request.is_resource_request else NON_RESOURCE_VERBS
-    if request.verb not in known:
-        # Still answered as asked, but such a request never reaches the policy from the apiserver.
-        print(
-            f"note: the apiserver never sends verb {request.verb!r} here; it uses {', '.join(known)}", file=sys.stderr
-        )
     if args.json:
         print(json.dumps(decision_json(decision)))
     else:

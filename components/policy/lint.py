@@ -252,8 +252,40 @@ CHECKS: tuple[Callable[[Policy, Analysis], list[Finding]], ...] = (
 )
 
 
+def describe_rule(rule: PolicyRule) -> str:
+    """What a rule matches, in one line (for messages about a rule as the apiserver loads it)."""
+    verbs = "/".join(rule.verbs) or "every verb"
+    if rule.non_resource_urls:
+        what = "URLs " + ", ".join(rule.non_resource_urls)
+    elif rule.resources:
+        what = "; ".join(
+            f"{gr.group or 'core'} {', '.join(gr.resources) or 'resources'}"
+            + (f" named {', '.join(gr.resource_names)}" if gr.resource_names else "")
+            for gr in rule.resources
+        )
+    else:
+        what = "every resource and URL" if not rule.namespaces else "every resource"
+    if rule.namespaces:
+        what += " in namespaces " + ", ".join(repr(n) for n in rule.namespaces)
+    who = ", ".join([*rule.users, *(f"group {g}" for g in rule.user_groups)]) or "anyone"
+    return f"{verbs} on {what} by {who}, at level {rule.level}"
+
+
+def check_dropped(policy: Policy, analysis: Analysis) -> list[Finding]:
+    """dropped-by-apiserver: fields kube-apiserver drops or ignores, and what the rule then matches."""
+    findings = []
+    for problem in policy.dropped:
+        index = next((i for i, r in enumerate(policy.rules) if r.line <= problem.line <= max(r.end_line, r.line)), None)
+        message = problem.message
+        if index is not None:
+            message += f"; as kube-apiserver loads it, rule {index} matches {describe_rule(policy.rules[index])}"
+        findings.append(Finding(index, "dropped-by-apiserver", "warning", message, problem.line, problem.col))
+    return findings
+
+
 def lint(policy: Policy, *, configmaps: Severity | None = None) -> list[Finding]:
-    """All findings, whole-policy ones first, then by rule index; errors before warnings.
+    """All findings: what the apiserver drops first, then whole-policy ones, then by rule index,
+    errors before warnings. A leniently loaded policy is judged as the apiserver enforces it.
 
     ``configmaps``: severity of configmap contents in the log (default: the policy's
     ``lint.kube-audit.io/configmaps`` annotation, else warning).
@@ -261,7 +293,5 @@ def lint(policy: Policy, *, configmaps: Severity | None = None) -> list[Finding]
     analysis = Analysis(policy)
     findings = check_sensitive(policy, analysis, configmaps)
     findings += [finding for check in CHECKS for finding in check(policy, analysis)]
-    return sorted(
-        findings,
-        key=lambda f: (-1 if f.rule is None else f.rule, f.severity != "error", f.code),
-    )
+    ordered = sorted(findings, key=lambda f: (-1 if f.rule is None else f.rule, f.severity != "error", f.code))
+    return check_dropped(policy, analysis) + ordered

@@ -62,7 +62,8 @@ def test_lint_json_shape_and_exit_code(capsys: pytest.CaptureFixture[str], leaky
     code, out, _ = run(capsys, "lint", str(leaky), "--json")
     assert code == 1
     findings = json.loads(out)
-    assert all(set(f) == {"rule", "code", "severity", "message"} for f in findings)
+    assert all(set(f) == {"file", "line", "column", "rule", "code", "severity", "message"} for f in findings)
+    assert {"file": str(leaky), "line": 4, "column": 12}.items() <= findings[-1].items()
     assert {"rule": 0, "code": "sensitive-body-logged", "severity": "error"}.items() <= findings[-1].items()
 
 
@@ -72,7 +73,7 @@ def test_lint_table(capsys: pytest.CaptureFixture[str], leaky: Path) -> None:
     lines = out.splitlines()
     assert lines[0].split() == ["RULE", "LINE", "SEVERITY", "CODE", "MESSAGE"]
     assert any(line.split()[:4] == ["0", "4", "error", "sensitive-body-logged"] for line in lines)
-    assert lines[-1] == f"{leaky}: 1 error(s), 1 warning(s)"  # and request-received-kept
+    assert lines[-1] == f"{leaky}: 1 error, 1 warning"  # and request-received-kept
 
 
 def test_lint_warnings_only_exit_0(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -94,7 +95,8 @@ def test_lint_invalid_file(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "lint", str(SEED), "--json")
     (finding,) = json.loads(out)
     assert code == 1 and finding["code"] == "invalid-policy" and finding["rule"] is None
-    assert finding["message"].startswith(f"{SEED}:18:9:")
+    assert (finding["file"], finding["line"], finding["column"]) == (str(SEED), 18, 9)
+    assert finding["message"].startswith("YAML syntax error")
 
 
 # -- explain ----------------------------------------------------------------------------------------
@@ -191,8 +193,67 @@ def test_python_dash_m(module: str) -> None:
     assert result.returncode == 1 and result.stdout.startswith(f"{SEED}:18:9:")
 
 
-def test_explain_notes_a_verb_the_apiserver_never_sends(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(
-        capsys, "explain", "dce-default", "--user", "u", "--verb", "GET", "--resource", "pods", "--json"
+def explain(capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, str, str]:
+    return run(capsys, "explain", "dce-default", "--user", "u", "--json", *flags)
+
+
+def test_explain_resource_slash_subresource_means_the_subresource(capsys: pytest.CaptureFixture[str]) -> None:
+    joined = explain(capsys, "--verb", "create", "--resource", "pods/exec", "--namespace", "a", "--name", "p")
+    split = explain(
+        capsys, "--verb", "create", "--resource", "pods", "--subresource", "exec", "--namespace", "a", "--name", "p"
     )
-    assert code == 0 and json.loads(out)["level"] == "RequestResponse" and "never sends verb 'GET'" in err
+    assert joined[0] == 0 and joined == split
+    both = explain(capsys, "--verb", "get", "--resource", "pods/log", "--subresource", "log", "--name", "p")
+    assert both[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (("--verb", "GET", "--resource", "pods"), "never reaches the policy"),
+        (("--verb", "GET", "--path", "/healthz"), "lower-case HTTP method"),
+        (("--verb", "get", "--resource", "pods/exec", "--subresource", "log"), "give it once"),
+        (("--verb", "get", "--resource", "pods/exec/x"), "at most one subresource"),
+        (("--verb", "get", "--resource", "Pod"), "not kinds such as Pod"),
+        (("--verb", "get", "--resource", "*"), "not a resource name"),
+        (("--verb", "get", "--resource", "deployments", "--api-group", "apps/v1"), "without its version"),
+        (("--verb", "get", "--resource", "pods", "--api-group", "core"), "the core group is the empty string"),
+        (("--verb", "get", "--resource", "pods", "--namespace", "Default"), "not a namespace name"),
+        (("--verb", "get", "--path", "healthz"), "starting with '/'"),
+        (("--verb", "get", "--path", "/healthz?verbose"), "without a query"),
+        (("--verb", "get", "--path", "/x", "--namespace", "a"), "only apply to --resource"),
+    ],
+)
+def test_explain_refuses_what_could_be_misread(
+    capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], fragment: str
+) -> None:
+    code, out, err = explain(capsys, *flags)
+    assert (code, out) == (2, "") and fragment in err, err
+
+
+def test_explain_answers_for_the_policy_the_apiserver_enforces(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # verbs mis-indented under a resources entry: dropped, so the None rule swallows writes too.
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        HEADER + "rules:\n  - level: None\n    resources:\n    - group: ''\n      verbs: [get]\n  - level: Metadata\n"
+    )
+    assert run(capsys, "validate", str(path))[0] == 1
+    code, out, err = run(
+        capsys, "explain", str(path), "--user", "u", "--verb", "delete", "--resource", "pods", "--name", "x", "--json"
+    )
+    assert code == 0 and json.loads(out)["level"] == "None"
+    assert err.startswith(f"warning: {path}:7:7: rules[0].resources[0].verbs: unknown field")
+    code, out, _ = run(capsys, "lint", str(path), "--json")
+    first = json.loads(out)[0]
+    assert code == 0 and first["code"] == "dropped-by-apiserver" and (first["line"], first["column"]) == (7, 7)
+    assert "rule 0 matches every verb on core resources by anyone, at level None" in first["message"]
+
+
+def test_lint_takes_several_files(capsys: pytest.CaptureFixture[str], leaky: Path) -> None:
+    code, out, _ = run(capsys, "lint", "metadata-only", str(leaky), "--json")
+    files = {f["file"] for f in json.loads(out)}
+    assert code == 1 and files == {str(leaky)}
+    code, out, _ = run(capsys, "lint", "metadata-only", "security")
+    assert code == 0 and out.count("no findings") == 2
