@@ -317,7 +317,7 @@ class _Decoder:
                 self.report(f["apiVersion"], f"apiVersion {quote(version)} is not supported: use {API_VERSION}{old}")
         if "kind" in f:  # a missing kind is defaulted by the apiserver's decoder
             kind = self.string(f["kind"], "kind")
-            if kind is not None and kind != KIND:
+            if kind and kind != KIND:  # "" is defaulted like a missing kind
                 self.report(f["kind"], f"kind {quote(kind)} is not supported: use {KIND}")
 
 
