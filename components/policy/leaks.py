@@ -173,7 +173,7 @@ def check_dropped_writes(policy: Policy, analysis: Analysis) -> list[Finding]:
                 continue
             kind = "cluster-admin identities" if code == "privileged-dropped" else "broad identities"
             message = (
-                f"drops {', '.join(lost)} on {_what(policy, index)} by {kind} {who} (level None): a stolen "
+                f"drops {', '.join(lost)} on {_what(policy, index)} by {kind} {', '.join(who)} (level None): a stolen "
                 "credential of these identities can change the cluster without an audit trail; "
                 "restrict this rule to get, list, watch"
             )
