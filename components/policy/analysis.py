@@ -1,20 +1,17 @@
 """Set reasoning about rules for lint: which requests a rule can match, and which rule wins.
 
-The checker only ever compares request fields with the literals written in the policy (equality,
-``*`` forms, path prefixes). So, for any handful of rules, the infinite request space splits into
-finitely many classes, each represented by one concrete value per dimension: every literal of
-those rules plus a fresh value that equals none of them (``OTHER_*``). Evaluating the real
-compiled rules on these representatives gives exact answers. Two modelling facts from
-requestinfo.go: verbs are a closed set (``GET`` in a policy matches nothing), and get/delete
-always carry a name, deletecollection never does, a subresource implies a name.
+Exact answers come from the finite model in domain.py (literals of the rules involved plus a fresh
+value per dimension). Two modelling facts from requestinfo.go: verbs are a closed set (``GET`` in
+a policy matches nothing), and get/delete always carry a name, deletecollection never does, a
+subresource implies a name.
 
 Scaling: a domain built from *all* rules at once grows with the rule count, and comparing every
 pair of rules over it made lint cubic. Here a domain is built only for the two rules being
-compared, names that no rule tells apart collapse into one, and inverted indexes (one bitmask of
-rules per literal) leave only the few earlier rules that could possibly cover a rule for the exact
-comparison. "Which requests does rule i capture first" is answered by a witness search instead of
-enumeration: a fresh value is matched by fewer rules than any literal, so the candidates in each
-dimension are only rule i's own literals (or one fresh value).
+compared, and inverted indexes (one bitmask of rules per literal) leave only the few earlier
+rules that could possibly cover a rule for that exact comparison. "Which requests does rule i
+capture first" is a witness search instead of an enumeration: a fresh value is matched by fewer
+rules than any literal, so each dimension's candidates are only rule i's own literals (or one
+fresh value).
 """
 
 from __future__ import annotations
@@ -25,190 +22,33 @@ from itertools import product
 from typing import TypeVar
 
 from .builtins import NON_RESOURCE_VERBS, RESOURCE_VERBS
-from .evaluator import ANY, NON_RESOURCE, RESOURCE, CompiledRule, compile_resources
+from .domain import (
+    OTHER_API_GROUP,
+    OTHER_NAME,
+    OTHER_NAMESPACE,
+    OTHER_RESOURCE,
+    OTHER_SUBRESOURCE,
+    build_domain,
+    name_ok,
+    rule_set,
+    split_entry,
+)
+from .evaluator import NON_RESOURCE, RESOURCE, CompiledRule, compile_resources
 from .model import Policy, PolicyRule
 
-OTHER_USER = "~other-user"
-OTHER_GROUP = "~other-group"
-OTHER_NAMESPACE = "~other-namespace"
-OTHER_API_GROUP = "other.example.com"
-OTHER_RESOURCE = "~otherresources"
-OTHER_SUBRESOURCE = "~othersub"
-OTHER_NAME = "~other-name"
-OTHER_PATH = "/~other"
-
-T = TypeVar("T")
-Target = tuple[str, str, str, str]  # (api group, resource, subresource, name)
 # Verbs that accept a request with or without a name, on any target: their presence makes a
 # resources entry certainly matchable.
 _ANY_NAME_VERBS = frozenset({"list", "watch", "create", "update", "patch", "proxy"})
+T = TypeVar("T")
 
-
-def _split(entry: str) -> tuple[str, str]:
-    """'pods/log' -> ('pods', 'log'); 'pods' -> ('pods', '')."""
-    resource, _, sub = entry.partition("/")
-    return resource, sub
-
-
-def name_ok(verb: str, target: Target) -> bool:
-    """Whether the apiserver can produce ``verb`` on ``target`` (requestinfo.go)."""
-    _, _, sub, name = target
-    if verb in ("get", "delete"):
-        return name != ""  # without a name they become list/watch and deletecollection
-    if verb == "deletecollection":
-        return name == "" and sub == ""
-    return True
-
-
-@dataclass(frozen=True)
-class Domain:
-    """Representative values of every request dimension for a few rules."""
-
-    users: tuple[str, ...]
-    groups: tuple[tuple[str, ...], ...]  # a request's group list: none, each literal, other
-    namespaces: tuple[str, ...]
-    targets: tuple[Target, ...]
-    paths: tuple[str, ...]
-    feasible: tuple[int, ...] = ()  # per resource verb: targets that verb can be produced on
-
-
-def _name_representatives(lists: Sequence[tuple[str, ...]]) -> set[str]:
-    """ "", a fresh name, and one name per distinct combination of lists holding it."""
-    holders: dict[str, list[int]] = {}
-    for k, names in enumerate(lists):
-        for name in names:
-            seen = holders.setdefault(name, [])
-            if not seen or seen[-1] != k:
-                seen.append(k)
-    reps: dict[tuple[int, ...], str] = {}
-    for name, where in holders.items():
-        if name != "":
-            reps.setdefault(tuple(where), name)
-    return {"", OTHER_NAME, *reps.values()}
-
-
-def _feasible(targets: tuple[Target, ...]) -> tuple[int, ...]:
-    """Per resource verb, the targets it can be produced on (``name_ok``, as bit masks)."""
-    named = unnamed = 0
-    for i, (_, _, sub, name) in enumerate(targets):
-        if name:
-            named |= 1 << i
-        elif not sub:
-            unnamed |= 1 << i
-    everything = (1 << len(targets)) - 1
-    table = {"get": named, "delete": named, "deletecollection": unnamed}
-    return tuple(table.get(verb, everything) for verb in RESOURCE_VERBS)
-
-
-def _targets(rules: Sequence[PolicyRule]) -> tuple[Target, ...]:
-    entries: dict[str, list[tuple[str, ...]]] = {}  # api group -> resources lists
-    names_of: dict[str, list[tuple[str, ...]]] = {}  # api group -> resourceNames lists
-    for rule in rules:
-        for gr in rule.resources:
-            entries.setdefault(gr.group, []).append(gr.resources)
-            names_of.setdefault(gr.group, []).append(gr.resource_names)
-    api_groups = {g for g in entries if g != "*"} | {"", OTHER_API_GROUP}
-    targets: list[Target] = []
-    for group in sorted(api_groups):
-        lists = entries.get(group, []) + entries.get("*", [])
-        parts = [_split(e) for lst in lists for e in lst]
-        resources = {r for r, _ in parts if r and r != "*"} | {OTHER_RESOURCE}
-        subs = {s for _, s in parts if s and s != "*" and "/" not in s} | {"", OTHER_SUBRESOURCE}
-        names = _name_representatives(names_of.get(group, []) + names_of.get("*", []))
-        for resource in sorted(resources):
-            for sub in sorted(subs):
-                for name in sorted(names):
-                    if sub and not name:
-                        continue  # a subresource always comes with a name
-                    targets.append((group, resource, sub, name))
-    return tuple(targets)
-
-
-def _paths(rules: Sequence[PolicyRule]) -> tuple[str, ...]:
-    paths = {OTHER_PATH}
-    for rule in rules:
-        for spec in rule.non_resource_urls:
-            if spec == "*":
-                continue
-            if spec.endswith("*"):
-                prefix = spec.rstrip("*")
-                paths |= {prefix, prefix + "~x"}
-            else:
-                paths.add(spec)
-    return tuple(sorted(paths))
-
-
-def build_domain(rules: Sequence[PolicyRule]) -> Domain:
-    """Representatives for every dimension of ``rules``."""
-    users = {u for r in rules for u in r.users} | {OTHER_USER}
-    groups = {g for r in rules for g in r.user_groups} | {OTHER_GROUP}
-    namespaces = {n for r in rules for n in r.namespaces} | {"", OTHER_NAMESPACE}
-    targets = _targets(rules)
-    return Domain(
-        users=tuple(sorted(users)),
-        groups=((), *((g,) for g in sorted(groups))),
-        namespaces=tuple(sorted(namespaces)),
-        targets=targets,
-        paths=_paths(rules),
-        feasible=_feasible(targets),
-    )
-
-
-def _bits(flags: Iterable[bool]) -> int:
-    """Bit i set when flag i is true."""
-    text = "".join("1" if flag else "0" for flag in flags)
-    return int(text[::-1], 2) if text else 0
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    """The requests one rule matches, as bitsets over a Domain's representatives.
-
-    The rule's request set is users x groups x (namespaces x verb_targets  +  verb_paths).
-    """
-
-    users: int
-    groups: int
-    namespaces: int
-    verb_targets: int  # bit v * len(targets) + t: resource request verb v on target t
-    verb_paths: int  # bit v * len(paths) + p: non-resource request verb v on path p
-
-    @property
-    def empty(self) -> bool:
-        """No request at all can match."""
-        return self.verb_targets == 0 and self.verb_paths == 0
-
-    def within(self, other: RuleSet) -> bool:
-        """Every request matched by self is matched by other."""
-        if self.empty:
-            return True
-        if self.users & ~other.users or self.groups & ~other.groups:
-            return False
-        if self.verb_targets and (self.namespaces & ~other.namespaces or self.verb_targets & ~other.verb_targets):
-            return False
-        return not self.verb_paths & ~other.verb_paths
-
-
-def rule_set(rule: CompiledRule, d: Domain) -> RuleSet:
-    """The RuleSet of a compiled rule over domain ``d``."""
-    users = _bits(rule.users is None or u in rule.users for u in d.users)
-    groups = _bits(rule.groups is None or not rule.groups.isdisjoint(g) for g in d.groups)
-    namespaces = _bits(rule.namespaces is None or n in rule.namespaces for n in d.namespaces)
-    verb_targets = verb_paths = 0
-    if rule.branch in (ANY, RESOURCE):
-        match = rule.resources
-        width = len(d.targets)
-        hits = (1 << width) - 1 if match is None else _bits(match(*t) for t in d.targets)
-        for i, verb in enumerate(RESOURCE_VERBS):
-            if rule.verbs is None or verb in rule.verbs:
-                verb_targets |= (hits & d.feasible[i]) << (i * width)
-    if rule.branch in (ANY, NON_RESOURCE):
-        match_path = rule.paths
-        paths = _bits(match_path is None or match_path(p) for p in d.paths)
-        for i, verb in enumerate(NON_RESOURCE_VERBS):
-            if rule.verbs is None or verb in rule.verbs:
-                verb_paths |= paths << (i * len(d.paths))
-    return RuleSet(users, groups, namespaces, verb_targets, verb_paths)
+__all__ = [
+    "OTHER_API_GROUP",
+    "OTHER_NAMESPACE",
+    "OTHER_RESOURCE",
+    "OTHER_SUBRESOURCE",
+    "Analysis",
+    "name_ok",
+]
 
 
 @dataclass(frozen=True)
@@ -274,7 +114,7 @@ class _Index:
                     if not gr.resources or "*" in gr.resources:
                         _or(self.whole[named], gr.group, bit)
                     for entry in gr.resources:
-                        resource, sub = _split(entry)
+                        resource, sub = split_entry(entry)
                         if resource == "*" and sub:
                             _or(self.sub_wild[named], (gr.group, sub), bit)
                         elif resource != "*":
@@ -315,7 +155,7 @@ class _Index:
         no names-restricted entry matches).
         """
         base = self.no_resources | self.star_group | self.whole[named].get(group, 0)
-        resource, sub = _split(entry)
+        resource, sub = split_entry(entry)
         if resource == "*":
             return base | (self.sub_wild[named].get((group, sub), 0) if sub and sub != "*" else 0)
         mask = base | self.base[named].get((group, resource), 0)
@@ -341,7 +181,7 @@ def _entry_facts(rule: PolicyRule, names: tuple[str, ...], entry: str) -> tuple[
 
     Only used to prune, so "not certain" is always a safe answer.
     """
-    resource, sub = _split(entry)
+    resource, sub = split_entry(entry)
     if not resource or "/" in sub or entry.endswith("/") or (resource == "*" and sub == "*"):
         return False, False  # "", "/x", "x/", "a/b/c", "*/*" match nothing
     verbs = set(rule.verbs) if rule.verbs else set(RESOURCE_VERBS)
