@@ -234,8 +234,8 @@ def check_request_received(policy: Policy, analysis: Analysis) -> list[Finding]:
         _warn(
             None,
             "request-received-kept",
-            f"stage RequestReceived is not omitted (rules {shown}): every request is logged "
-            "twice; add 'omitStages: [RequestReceived]' at the top of the policy",
+            f"stage RequestReceived is not omitted ({'rule' if len(kept) == 1 else 'rules'} {shown}): "
+            "every request is logged twice; add 'omitStages: [RequestReceived]' at the top of the policy",
         )
     ]
 
