@@ -61,7 +61,9 @@ def rule_dicts(invalid: bool) -> st.SearchStrategy[dict[str, Any]]:
     names = _strings(NAMES, max_size=2)
     group_resources = st.fixed_dictionaries(
         {"resources": _strings(ENTRIES)} if not bad else {},
-        optional={"group": groups, "resourceNames": names} | ({"resources": _strings(ENTRIES)} if bad else {}),
+        optional={"group": groups, "resourceNames": names}
+        # "verbs" indented under a resources entry: dropped by the apiserver (issue 10 §2).
+        | ({"resources": _strings(ENTRIES), "verbs": _strings(VERBS)} if bad else {}),
     )
     common = {
         "users": users,
@@ -70,11 +72,13 @@ def rule_dicts(invalid: bool) -> st.SearchStrategy[dict[str, Any]]:
         "omitStages": stages,
         "omitManagedFields": st.booleans(),
     }
-    if bad:  # any combination, including nonResourceURLs with resources
+    if bad:  # any combination, including nonResourceURLs with resources, and unknown fields
         return st.fixed_dictionaries(
             {"level": levels},
             optional=common
             | {
+                "verb": _strings(VERBS),
+                "Users": users,
                 "namespaces": _strings(NAMESPACES),
                 "resources": st.lists(group_resources, max_size=3),
                 "nonResourceURLs": urls,
@@ -110,6 +114,23 @@ def policy_texts(draw: st.DrawFn, invalid: bool = False) -> str:
     doc: dict[str, Any] = draw(policy_dicts(invalid))
     flow = draw(st.sampled_from([False, None, True]))
     return yaml.safe_dump(doc, default_flow_style=flow, sort_keys=draw(st.booleans()))
+
+
+@st.composite
+def mistaken_policy_texts(draw: st.DrawFn) -> str:
+    """A valid policy plus the mistakes kube-apiserver loads anyway: unknown fields that it drops
+    (``verb`` in a rule, ``verbs`` under a resources entry, a misspelled ``Users``) and empty list
+    items it reads as ""."""
+    doc: dict[str, Any] = draw(policy_dicts(False))
+    for rule in doc["rules"]:
+        mistake = draw(st.sampled_from(["none", "verb", "Users", "nested verbs", "null user"]))
+        if mistake in ("verb", "Users"):
+            rule[mistake] = draw(_strings(("get", "alice", "create"), max_size=2))
+        elif mistake == "nested verbs" and rule.get("resources"):
+            rule["resources"][0]["verbs"] = draw(_strings(VERBS, max_size=2))
+        elif mistake == "null user":
+            rule["users"] = [*rule.get("users", []), None]
+    return yaml.safe_dump(doc, default_flow_style=draw(st.sampled_from([False, None])), sort_keys=False)
 
 
 @st.composite
