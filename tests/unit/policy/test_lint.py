@@ -228,3 +228,74 @@ def test_findings_are_sorted_whole_policy_first_then_by_rule_errors_first() -> N
     )
     keys = [(f.rule if f.rule is not None else -1, f.severity != "error") for f in result]
     assert keys == sorted(keys) and result[0].rule is None
+
+
+# -- leaks judged by level and verb (issue 10 §1) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("level", "verbs", "resource", "expected"),
+    [
+        # At Request only the request body is logged: reads and deletes carry no object.
+        ("Request", "[get, list, watch]", "{resources: [secrets]}", None),
+        ("Request", "[delete, deletecollection]", "{resources: [secrets]}", None),
+        ("Request", "[create, patch]", "{resources: [secrets]}", "create/patch secrets (data in the request)"),
+        # At RequestResponse the response carries the secret on every verb.
+        ("RequestResponse", "[get, delete]", "{resources: [secrets]}", "get secrets (data in the response)"),
+        # A TokenRequest's token is only in the response.
+        ("Request", "[create]", "{resources: [serviceaccounts/token]}", None),
+        ("RequestResponse", "[create]", "{resources: [serviceaccounts/token]}", "create serviceaccounts/token"),
+        # A TokenReview's bearer token is the request.
+        ("Request", "[create]", "{group: authentication.k8s.io, resources: [tokenreviews]}", "create tokenreviews"),
+        # Configmaps: a warning by default.
+        ("Request", "[update]", "{resources: [configmaps]}", "configmap:update configmaps (data in the request)"),
+    ],
+)
+def test_leaks_by_level_and_verb(level: str, verbs: str, resource: str, expected: str | None) -> None:
+    rules = f"  - level: {level}\n    verbs: {verbs}\n    resources: [{resource}]\n" + CATCH_ALL
+    found = [f for f in lint(policy_of(QUIET + "rules:\n" + rules)) if f.code.endswith("body-logged")]
+    if expected is None:
+        assert found == []
+        return
+    (finding,) = found
+    code = "configmap-body-logged" if expected.startswith("configmap:") else "sensitive-body-logged"
+    assert finding.code == code and expected.removeprefix("configmap:") in finding.message
+
+
+def test_leak_message_never_borrows_an_example_from_another_rule() -> None:
+    rules = (
+        "  - level: Metadata\n    resources: [{resources: [secrets]}]\n"
+        "  - level: Request\n    users: [bob]\n    resources: [{resources: [configmaps]}]\n"
+        "  - level: RequestResponse\n    resources: [{group: authentication.k8s.io}]\n" + CATCH_ALL
+    )
+    by_rule = {f.rule: f.message for f in lint(policy_of(QUIET + "rules:\n" + rules)) if "body-logged" in f.code}
+    assert set(by_rule) == {1, 2}
+    assert "configmaps" in by_rule[1] and "tokenreviews" not in by_rule[1] and "secrets" not in by_rule[1]
+    assert "tokenreviews" in by_rule[2] and "configmaps" not in by_rule[2]
+
+
+def test_star_verb_message_says_it_is_not_a_wildcard() -> None:
+    (finding,) = findings("  - level: Request\n    verbs: ['*']\n" + CATCH_ALL, "never-matches")
+    assert "'*' is not a wildcard for verbs" in finding.message
+    (finding,) = findings("  - level: Request\n    verbs: ['*', get]\n" + CATCH_ALL, "unknown-verb")
+    assert "'*' is not a wildcard for verbs" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("group", "verbs", "lost"),
+    [
+        ("system:serviceaccounts", "", "create, update, patch, delete, deletecollection"),
+        ("system:serviceaccounts:ci", "[get, create]", "create"),
+        ("system:authenticated", "[patch]", "patch"),
+        ("system:nodes", "[get, list]", None),
+        ("devs", "", None),
+    ],
+)
+def test_identity_writes_dropped(group: str, verbs: str, lost: str | None) -> None:
+    rule = f"  - level: None\n    userGroups: ['{group}']\n" + (f"    verbs: {verbs}\n" if verbs else "")
+    found = findings(rule + CATCH_ALL, "identity-writes-dropped")
+    if lost is None:
+        assert found == []
+    else:
+        (finding,) = found
+        assert finding.message.startswith(f"drops {lost} on any resource by broad identities {group}")
