@@ -110,6 +110,8 @@ class RolloutSettings(_Strict):
     restart_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=90, alias="restartTimeoutSeconds")
     ready_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=180, alias="readyTimeoutSeconds")
     readiness_url: str | None = Field(default=None, alias="readinessUrl")
+    # Our timestamped manifest backups in paths.backupDir: the newest this many are kept.
+    keep_backups: Annotated[int, Field(ge=1, le=1000)] = Field(default=5, alias="keepBackups")
 
 
 class InsightAgentSettings(_Strict):

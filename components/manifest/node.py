@@ -16,11 +16,17 @@ changed on this node).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import hashlib
+import http.client
 import json
 import os
+import re
+import signal
 import ssl
+import stat
 import sys
 import time
 import urllib.error
@@ -47,21 +53,57 @@ class NodeError(Exception):
 # --- files ---------------------------------------------------------------------------------------
 
 
+class WriteError(NodeError):
+    """A file could not be written whole; the path is as it was before."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}; nothing changed ({path} is as it was)", code=1)
+        self.path = path
+        self.reason = reason
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # os.write may write less than asked (a full filesystem writes what fits, then fails): loop
+    # until everything is written or the kernel says why not.
+    view = memoryview(data)
+    while view:
+        count = os.write(fd, view)
+        if count <= 0:
+            raise OSError(errno.EIO, "the kernel accepted no bytes")
+        view = view[count:]
+
+
 def atomic_write(path: str, data: bytes, mode: int) -> None:
-    """Write a dot-file beside `path`, fsync, rename: readers see the old or the new file, never half.
+    """Write a dot-file beside `path` whole, fsync, check its size, rename: readers see the old or the
+    new file, never half. On any failure the dot-file is removed and WriteError says nothing changed.
 
     The temporary name starts with a dot because the kubelet ignores dot-files in the manifests dir.
     """
     directory, base = os.path.split(path)
     tmp = os.path.join(directory, f".{base}.kube-audit.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.write(fd, data)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        raise WriteError(path, f"cannot create {tmp}: {exc.strerror or exc}") from exc
+    try:
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if size != len(data):
+            raise OSError(errno.EIO, f"{tmp} holds {size} bytes after writing {len(data)}")
+        os.rename(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise WriteError(path, exc.strerror or str(exc)) from exc
+        raise
+    # The rename is done: from here the new content is what readers see, so a failure is not
+    # "nothing changed" and is left to propagate as is.
     dir_fd = os.open(directory or ".", os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -69,23 +111,55 @@ def atomic_write(path: str, data: bytes, mode: int) -> None:
         os.close(dir_fd)
 
 
+def _backup_pattern(manifest: str) -> re.Pattern[str]:
+    return re.compile(re.escape(os.path.basename(manifest)) + r"\.(\d{8}T\d{6}Z)(?:-(\d+))?\.kube-audit\.bak\Z")
+
+
 def backup(manifest: str, data: bytes, backup_dir: str, now: float) -> str:
-    os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    """Copy `data` to a new timestamped file in `backup_dir`; never overwrites an older backup."""
+    try:
+        os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise NodeError(f"cannot create the backup dir {backup_dir}: {exc.strerror or exc}") from exc
+    if not os.path.isdir(backup_dir):
+        raise NodeError(f"the backup dir {backup_dir} is not a directory")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     path = os.path.join(backup_dir, f"{os.path.basename(manifest)}.{stamp}.kube-audit.bak")
     n = 1
-    while os.path.exists(path):
+    while os.path.lexists(path):
         n += 1
         path = os.path.join(backup_dir, f"{os.path.basename(manifest)}.{stamp}-{n}.kube-audit.bak")
-    atomic_write(path, data, 0o600)
+    try:
+        atomic_write(path, data, 0o600)
+    except WriteError as exc:
+        # Nothing but the backup was attempted yet, so this is a refusal with nothing changed.
+        raise NodeError(f"cannot back up {manifest} to {path}: {exc.reason}") from exc
     return path
 
 
+def prune_backups(manifest: str, backup_dir: str, keep: int) -> list[str]:
+    """Delete all but the newest `keep` of our backups of `manifest`; returns what was deleted.
+
+    Only names we create are considered (`<manifest>.<UTC stamp>[-n].kube-audit.bak`), ordered by
+    their stamp, so a hand-made copy in the same dir is never touched.
+    """
+    pattern = _backup_pattern(manifest)
+    ours = []
+    for entry in os.listdir(backup_dir):
+        match = pattern.match(entry)
+        if match and os.path.isfile(os.path.join(backup_dir, entry)):
+            ours.append(((match.group(1), int(match.group(2) or 1)), entry))
+    ours.sort()
+    removed = []
+    for _, entry in ours[: max(len(ours) - keep, 0)]:
+        path = os.path.join(backup_dir, entry)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed.append(path)
+    return removed
+
+
 # --- preflight -----------------------------------------------------------------------------------
-
-
-def _same_dir(a: str, b: str) -> bool:
-    return os.path.realpath(a).rstrip("/") == os.path.realpath(b).rstrip("/")
 
 
 def stray_manifests(manifest: str, pod: planner.Pod) -> list[str]:
@@ -105,24 +179,76 @@ def stray_manifests(manifest: str, pod: planner.Pod) -> list[str]:
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 other = yaml.safe_load(handle)
-        except (OSError, yaml.YAMLError):
-            continue
+        except (OSError, ValueError, RecursionError, yaml.YAMLError):
+            continue  # not something the kubelet would run either
         other_meta = other.get("metadata") if isinstance(other, dict) else None
         if isinstance(other_meta, dict) and (other_meta.get("namespace") or "default", other_meta.get("name")) == key:
             found.append(path)
     return found
 
 
+# The kubelet reads at most this much of a static-pod file; a bigger one is not a manifest it runs.
+MAX_MANIFEST_BYTES = 10 << 20
+
+
+def read_manifest(path: str) -> bytes:
+    """The manifest's bytes, refusing anything but a regular file of sane size.
+
+    A symlink is refused rather than followed: replacing it by rename would turn the link into a
+    regular file and leave its target (what a person edits) with the old content. A FIFO or device
+    would block or never end, so it is refused before it is opened for reading.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise NodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if stat.S_ISLNK(info.st_mode):
+        target = os.path.realpath(path)
+        raise NodeError(f"{path} is a symlink to {target}; kube-audit replaces the manifest by rename and will "
+                        f"not turn the link into a file: set paths.manifest to {target} or replace the link")
+    if not stat.S_ISREG(info.st_mode):
+        raise NodeError(f"{path} is not a regular file")
+    if info.st_size > MAX_MANIFEST_BYTES:
+        raise NodeError(f"{path} is {info.st_size} bytes; the kubelet reads static-pod files of up to "
+                        f"{MAX_MANIFEST_BYTES}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise NodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise NodeError(f"{path} is not a regular file")
+        return handle.read(MAX_MANIFEST_BYTES + 1)
+
+
+def check_backup_dir(backup_dir: str, manifest: str) -> None:
+    """Refuse a backup dir we could not write into, before anything is written anywhere."""
+    if _inside(backup_dir, os.path.dirname(manifest)):
+        raise NodeError(f"backup dir {backup_dir} is inside the manifests dir {os.path.dirname(manifest)}; the "
+                        "kubelet would run the backup")
+    existing = backup_dir
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NodeError(f"the backup dir {backup_dir} cannot be used: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NodeError(f"the backup dir {backup_dir} cannot be used: {existing} is not writable")
+
+
+def _inside(path: str, directory: str) -> bool:
+    inner, outer = os.path.realpath(path), os.path.realpath(directory)
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+
+
 def preflight(request: NodeRequest) -> tuple[bytes, planner.Pod]:
     manifest = request.manifest
-    if _same_dir(request.backup_dir, os.path.dirname(manifest)):
-        raise NodeError(f"backup dir {request.backup_dir} is the manifests dir; the kubelet would run the backup")
+    check_backup_dir(request.backup_dir, manifest)
+    data = read_manifest(manifest)
     try:
-        with open(manifest, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise NodeError(f"cannot read {manifest}: {exc.strerror}") from exc
-    pod = planner.parse_manifest(data.decode("utf-8"), manifest)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NodeError(f"{manifest}: not UTF-8 text (byte {exc.start})") from exc
+    pod = planner.parse_manifest(text, manifest)
     strays = stray_manifests(manifest, pod)
     if strays:
         raise NodeError(
@@ -169,7 +295,9 @@ def http_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as response:
             return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        # Whatever answers on that port, anything but a clean 200 is "not ready" (an odd status line
+        # from a half-started server raises HTTPException, which is not an OSError).
         return False
 
 
@@ -205,6 +333,74 @@ class Waiter:
 # --- the change ----------------------------------------------------------------------------------
 
 
+class Interrupted(BaseException):
+    """A termination signal arrived; BaseException so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class SignalGuard:
+    """While armed, SIGTERM/SIGINT/SIGHUP raise Interrupted; once disarmed (restoring) they are only noted.
+
+    A cancelled `pulumi up` or a dropped SSH session must not leave the new manifest without a way
+    back, and a second signal must not cut the restore short. SIGKILL cannot be caught: the backup
+    named in the log is the way back then.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = self.received or signum
+        if self.armed:
+            raise Interrupted(signum)
+
+    def __enter__(self) -> SignalGuard:
+        with contextlib.suppress(ValueError):  # not the main thread: signals go to the main thread anyway
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, Interrupted):
+        return f"interrupted by {exc} while kube-apiserver was restarting"
+    return f"{type(exc).__name__} while waiting for kube-apiserver: {exc}"
+
+
+def restore(request: NodeRequest, data: bytes, mode: int, backup_path: str, why: str,
+            guard: SignalGuard, url: str, waiter: Waiter, wait: bool) -> NodeError:
+    """Put the previous manifest back byte for byte; the error to raise says what happened and where."""
+    guard.armed = False
+    try:
+        atomic_write(request.manifest, data, mode)
+    except (OSError, NodeError) as exc:
+        return NodeError(f"{why}; could NOT restore the previous manifest ({exc}): copy {backup_path} to "
+                         f"{request.manifest} by hand", code=1)
+    if not wait or guard.received:
+        return NodeError(f"{why}; restored the previous manifest from {backup_path}", code=1)
+    guard.armed = True  # the restore is done; a signal now only cuts the wait short
+    try:
+        back = waiter.until_ready(url, request.ready_timeout)
+    except Interrupted:
+        return NodeError(f"{why}; restored the previous manifest from {backup_path} (interrupted while "
+                         "waiting for it to be ready)", code=1)
+    finally:
+        guard.armed = False
+    restored = "it is ready again" if back is not None else "it is NOT ready yet; check the node"
+    return NodeError(f"{why}; restored the previous manifest from {backup_path} and {restored}", code=1)
+
+
 def converge(request: NodeRequest, waiter: Waiter) -> dict[str, Any]:
     data, pod = preflight(request)
     new_pod = planner.plan(pod, request.state)
@@ -212,28 +408,45 @@ def converge(request: NodeRequest, waiter: Waiter) -> dict[str, Any]:
                               "auditEnabled": planner.audit_enabled(new_pod), "changed": False}
     if new_pod == pod:
         return report
-    if request.state.enabled:
-        # Created 0700 like the apiserver itself would; an existing dir (and its logs) is left alone.
-        os.makedirs(request.state.log_host_dir, mode=0o700, exist_ok=True)
+    new_data = planner.render(new_pod).encode("utf-8")
     url = readiness_url(new_pod, request.readiness_url)
-    backup_path = backup(request.manifest, data, request.backup_dir, time.time())
     mode = os.stat(request.manifest).st_mode & 0o777
-    atomic_write(request.manifest, planner.render(new_pod).encode("utf-8"), mode)
-    report.update(changed=True, backup=backup_path, changes=planner.summarize(pod, new_pod), readinessUrl=url)
-
-    down = waiter.until_down(url, request.restart_timeout)
-    ready = waiter.until_ready(url, request.ready_timeout) if down is not None else None
-    if ready is not None:
-        report.update(downAfterSeconds=round(down or 0.0, 2), readyAfterSeconds=round(ready, 2))
-        return report
-
-    atomic_write(request.manifest, data, mode)
-    back = waiter.until_ready(url, request.ready_timeout)
-    why = (f"kube-apiserver was not restarted within {request.restart_timeout:.0f}s (is the kubelet running "
-           f"and watching {os.path.dirname(request.manifest)}?)" if down is None else
-           f"kube-apiserver did not become ready at {url} within {request.ready_timeout:.0f}s")
-    restored = "it is ready again" if back is not None else "it is NOT ready yet; check the node"
-    raise NodeError(f"{why}; restored the previous manifest from {backup_path} and {restored}", code=1)
+    with SignalGuard() as guard:
+        try:
+            backup_path = backup(request.manifest, data, request.backup_dir, time.time())
+            if request.state.enabled:
+                # Created 0700 like the apiserver itself would; an existing dir (and its logs) is left alone.
+                os.makedirs(request.state.log_host_dir, mode=0o700, exist_ok=True)
+        except Interrupted as exc:
+            raise NodeError(f"interrupted by {exc} before the manifest was written; nothing changed", code=1) from exc
+        except OSError as exc:
+            raise NodeError(f"cannot create the audit log dir {request.state.log_host_dir}: "
+                            f"{exc.strerror or exc}") from exc
+        report.update(backup=backup_path, readinessUrl=url)
+        # Everything from the write on restores the backup on any failure or signal.
+        try:
+            atomic_write(request.manifest, new_data, mode)
+            report.update(changed=True, changes=planner.summarize(pod, new_pod))
+            down = waiter.until_down(url, request.restart_timeout)
+            ready = waiter.until_ready(url, request.ready_timeout) if down is not None else None
+            if ready is not None:
+                guard.armed = False  # the change is done and proven; nothing below needs undoing
+        except WriteError:
+            raise  # the rename never happened: the old manifest is in place
+        except BaseException as exc:
+            raise restore(request, data, mode, backup_path, _why(exc), guard, url, waiter,
+                          wait=not isinstance(exc, Interrupted)) from exc
+        if ready is not None:
+            report.update(downAfterSeconds=round(down or 0.0, 2), readyAfterSeconds=round(ready, 2))
+            try:
+                report["prunedBackups"] = prune_backups(request.manifest, request.backup_dir, request.keep_backups)
+            except OSError as exc:  # old backups left behind are untidy, not a failed change
+                report["pruneError"] = f"{request.backup_dir}: {exc.strerror or exc}"
+            return report
+        why = (f"kube-apiserver was not restarted within {request.restart_timeout:.0f}s (is the kubelet running "
+               f"and watching {os.path.dirname(request.manifest)}?)" if down is None else
+               f"kube-apiserver did not become ready at {url} within {request.ready_timeout:.0f}s")
+        raise restore(request, data, mode, backup_path, why, guard, url, waiter, wait=True)
 
 
 def write_file(path: str, data: bytes, mode: int) -> dict[str, Any]:
@@ -268,7 +481,11 @@ def main(argv: list[str] | None = None, waiter: Waiter | None = None) -> int:
     master = "this master"
     try:
         if args.action == "write-file":
-            result = write_file(args.path, sys.stdin.buffer.read(), int(args.mode, 8))
+            try:
+                mode = int(args.mode, 8)
+            except ValueError as exc:
+                raise NodeError(f"--mode {args.mode!r} is not an octal file mode") from exc
+            result = write_file(args.path, sys.stdin.buffer.read(), mode)
         elif args.action == "remove-file":
             result = remove_file(args.path)
         else:
@@ -289,6 +506,11 @@ def main(argv: list[str] | None = None, waiter: Waiter | None = None) -> int:
     except OSError as exc:
         print(f"kube-audit[{master}]: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # A one-line refusal, never a traceback, on a control plane. converge restores by itself
+        # once the manifest is written, so anything reaching here came before the write.
+        print(f"kube-audit[{master}]: unexpected {type(exc).__name__}: {exc}; nothing was changed", file=sys.stderr)
+        return 2
     print(json.dumps(result, sort_keys=True))
     return 0
 
