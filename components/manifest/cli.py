@@ -13,7 +13,7 @@ import time
 
 from components.manifest import planner
 from components.manifest.desired import AuditState
-from components.manifest.node import atomic_write, backup
+from components.manifest.files import atomic_write, backup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

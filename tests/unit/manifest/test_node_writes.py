@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from components.manifest import node
+from components.manifest import files, node
 from components.manifest.desired import NodeRequest, RequestError
 from tests.unit.manifest.helpers import FIXTURE, FakeClock, fill, make_etc, make_request, scripted
 
@@ -153,7 +153,7 @@ def test_a_signal_while_waiting_restores_and_exits_1(etc: Path, signum: int,
 
 def test_a_second_signal_does_not_cut_the_restore_short(etc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     original = (etc / MANIFEST).read_bytes()
-    real_write = node.atomic_write
+    real_write = files.atomic_write
     writes: list[str] = []
 
     def write_with_signal(path: str, data: bytes, mode: int) -> None:
@@ -163,13 +163,14 @@ def test_a_second_signal_does_not_cut_the_restore_short(etc: Path, monkeypatch: 
         real_write(path, data, mode)
 
     monkeypatch.setattr(node, "atomic_write", write_with_signal)
+    monkeypatch.setattr(files, "atomic_write", write_with_signal)
     with pytest.raises(node.NodeError, match=r"interrupted by SIGTERM.*restored the previous manifest"):
         node.converge(make_request(etc), scripted([True], hook=lambda n: n == 1 and os.kill(os.getpid(), signal.SIGTERM)))
     assert (etc / MANIFEST).read_bytes() == original
 
 
 def test_failing_restore_names_the_backup_to_copy_by_hand(etc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_write = node.atomic_write
+    real_write = files.atomic_write
     writes: list[str] = []
 
     def failing_restore(path: str, data: bytes, mode: int) -> None:
@@ -179,6 +180,7 @@ def test_failing_restore_names_the_backup_to_copy_by_hand(etc: Path, monkeypatch
         real_write(path, data, mode)
 
     monkeypatch.setattr(node, "atomic_write", failing_restore)
+    monkeypatch.setattr(files, "atomic_write", failing_restore)
     with pytest.raises(node.NodeError, match=r"could NOT restore .* copy .*kube-audit\.bak to .*kube-apiserver\.yaml by hand"):
         node.converge(make_request(etc), scripted([False]))
 
