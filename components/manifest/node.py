@@ -31,11 +31,10 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
-from components.manifest import planner
+from components.manifest import planner, yamlrt
 from components.manifest.desired import AuditState, NodeRequest
 from components.manifest.files import (
+    MAX_MANIFEST_BYTES,
     NodeError,
     WriteError,
     atomic_write,
@@ -67,16 +66,16 @@ def stray_manifests(manifest: str, pod: planner.Pod) -> list[str]:
             continue
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
-                other = yaml.safe_load(handle)
-        except (OSError, ValueError, RecursionError, yaml.YAMLError):
-            continue  # not something the kubelet would run either
+                other = yamlrt.loose_load(handle.read(MAX_MANIFEST_BYTES))
+        except Exception:
+            continue  # unreadable or not YAML: not something the kubelet runs either
         other_meta = other.get("metadata") if isinstance(other, dict) else None
         if isinstance(other_meta, dict) and (other_meta.get("namespace") or "default", other_meta.get("name")) == key:
             found.append(path)
     return found
 
 
-def preflight(request: NodeRequest) -> tuple[bytes, planner.Pod]:
+def preflight(request: NodeRequest) -> tuple[bytes, str, planner.Pod]:
     manifest = request.manifest
     check_backup_dir(request.backup_dir, manifest)
     data = read_manifest(manifest)
@@ -94,7 +93,7 @@ def preflight(request: NodeRequest) -> tuple[bytes, planner.Pod]:
     state = request.state
     if state.enabled and not os.path.isfile(state.policy_path):
         raise NodeError(f"the audit policy {state.policy_path} is missing; it must be written before the manifest")
-    return data, pod
+    return data, text, pod
 
 
 # --- readiness -----------------------------------------------------------------------------------
@@ -238,13 +237,13 @@ def restore(request: NodeRequest, data: bytes, mode: int, backup_path: str, why:
 
 
 def converge(request: NodeRequest, waiter: Waiter) -> dict[str, Any]:
-    data, pod = preflight(request)
-    new_pod = planner.plan(pod, request.state)
+    data, text, _ = preflight(request)
+    pod, new_pod, new_text = planner.rewrite(text, request.state, request.manifest)
     report: dict[str, Any] = {"master": request.master, "manifest": request.manifest,
                               "auditEnabled": planner.audit_enabled(new_pod), "changed": False}
     if new_pod == pod:
         return report
-    new_data = planner.render(new_pod).encode("utf-8")
+    new_data = new_text.encode("utf-8")
     url = readiness_url(new_pod, request.readiness_url)
     mode = os.stat(request.manifest).st_mode & 0o777
     with SignalGuard() as guard:

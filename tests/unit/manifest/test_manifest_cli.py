@@ -21,7 +21,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
-    path = tmp_path / "kube-apiserver.yaml"
+    (tmp_path / "manifests").mkdir()
+    path = tmp_path / "manifests" / "kube-apiserver.yaml"
     shutil.copy(FIXTURE, path)
     return path
 
@@ -56,7 +57,8 @@ def test_check_changes_nothing_and_reports_by_exit_code(manifest: Path) -> None:
     ("apiVersion: v1\nkind: Service\n", "expected apiVersion v1, kind Pod"),
 ])
 def test_bad_input_exits_2_naming_the_file_and_writes_nothing(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "kube-apiserver.yaml"
+    (tmp_path / "manifests").mkdir()
+    path = tmp_path / "manifests" / "kube-apiserver.yaml"
     path.write_text(text)
     result = run(str(path), "--enable", "--backup-dir", str(tmp_path / "bak"))
     assert result.returncode == 2
