@@ -105,10 +105,13 @@ def _container_index(pod: Any, source: str) -> int:
 
 def parse_manifest(text: str, source: str) -> Pod:
     """Parse and sanity-check a static-pod manifest; errors name `source:line:col` and the field."""
-    doc = yamlrt.load(text, source)
-    _check_shape(yamlrt.kubelet_view(text, source), doc, source)
-    pod: Pod = doc
-    return pod
+    return _parse(text, source)[0]
+
+
+def _parse(text: str, source: str) -> tuple[Pod, Any]:
+    doc, view = yamlrt.read(text, source)
+    _check_shape(view, doc, source)
+    return doc, view
 
 
 def apiserver_container(pod: Pod, source: str = "manifest") -> dict[str, Any]:
@@ -127,12 +130,12 @@ def rewrite(text: str, state: AuditState, source: str) -> tuple[Pod, Pod, str]:
     Refuses (ManifestError, nothing written) when the kubelet would read anything but our change
     differently in the new text than in the old one.
     """
-    pod = parse_manifest(text, source)
+    pod, view = _parse(text, source)
     new = plan(pod, state)
     if new == pod:
         return pod, new, text
     new_text = render(new, like=text)
-    expected = plan(yamlrt.kubelet_view(text, source), state)
+    expected = plan(view, state)
     got = yamlrt.kubelet_view(new_text, source)
     if got != expected:
         where = _first_difference(expected, got)

@@ -202,27 +202,31 @@ def _yaml_error(exc: Exception, source: str) -> ManifestError:
     return ManifestError(f"{source}: not valid YAML: {exc}")
 
 
-def load(text: str, source: str) -> Any:
-    """Parse for a rewrite; errors name `source:line:col`."""
+def _guarded(text: str, source: str, rt: bool) -> tuple[Any, Any]:
     try:
         _prescan(text, source)
-        return _yaml(text).load(text)
-    except ManifestError:
-        raise
-    except YAMLError as exc:
-        raise _yaml_error(exc, source) from None
-
-
-def kubelet_view(text: str, source: str) -> Any:
-    """The document as the kubelet's YAML->JSON step reads it (plain scalars resolved as go-yaml v2 does)."""
-    try:
-        _prescan(text, source)
+        doc = _yaml(text).load(text) if rt else None
         node = YAML(typ="rt", pure=True).compose(text)
     except ManifestError:
         raise
     except YAMLError as exc:
         raise _yaml_error(exc, source) from None
-    return None if node is None else _go_node(node)
+    return doc, (None if node is None else _go_node(node))
+
+
+def read(text: str, source: str) -> tuple[Any, Any]:
+    """(round-trip document for a rewrite, the kubelet's view of it); errors name `source:line:col`."""
+    return _guarded(text, source, rt=True)
+
+
+def load(text: str, source: str) -> Any:
+    """The round-trip document alone."""
+    return _guarded(text, source, rt=True)[0]
+
+
+def kubelet_view(text: str, source: str) -> Any:
+    """The document as the kubelet's YAML->JSON step reads it (plain scalars resolved as go-yaml v2 does)."""
+    return _guarded(text, source, rt=False)[1]
 
 
 def loose_load(text: str) -> Any:
