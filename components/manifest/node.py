@@ -136,22 +136,33 @@ def http_ready(url: str) -> bool:
         return False
 
 
+def _go_on() -> None:
+    return None
+
+
 @dataclasses.dataclass
 class Waiter:
-    """Bounded polling; clock and sleep are injectable so tests need no real time."""
+    """Bounded polling; clock and sleep are injectable so tests need no real time.
+
+    `check` runs after every probe and sleep and may raise to stop the wait (a signal arrived).
+    """
 
     probe: Probe = http_ready
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     interval: float = 0.5
     consecutive: int = 3
+    check: Callable[[], None] = _go_on
 
     def until_down(self, url: str, timeout: float) -> float | None:
         start = self.clock()
         while self.clock() - start < timeout:
-            if not self.probe(url):
+            up = self.probe(url)
+            self.check()
+            if not up:
                 return self.clock() - start
             self.sleep(self.interval)
+            self.check()
         return None
 
     def until_ready(self, url: str, timeout: float) -> float | None:
@@ -159,9 +170,11 @@ class Waiter:
         start, streak = self.clock(), 0
         while self.clock() - start < timeout:
             streak = streak + 1 if self.probe(url) else 0
+            self.check()
             if streak >= self.consecutive:
                 return self.clock() - start
             self.sleep(self.interval)
+            self.check()
         return None
 
 
@@ -176,25 +189,32 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-class SignalGuard:
-    """While armed, SIGTERM/SIGINT/SIGHUP raise Interrupted; once disarmed (restoring) they are only noted.
+class NotReadyError(Exception):
+    """The new apiserver did not restart or did not become ready in time."""
 
-    A cancelled `pulumi up` or a dropped SSH session must not leave the new manifest without a way
-    back, and a second signal must not cut the restore short. SIGKILL cannot be caught: the backup
-    named in the log is the way back then.
+
+class SignalGuard:
+    """Notes SIGTERM/SIGINT/SIGHUP instead of dying; `check()` turns a noted signal into Interrupted.
+
+    The handler itself never raises: an exception thrown into arbitrary code could land inside the
+    restore. Signals are acted on only where `check()` runs (around the write, in the wait loops),
+    so a cancelled `pulumi up` or a dropped SSH session still gets the old manifest back, and a second
+    signal never cuts the restore short. SIGKILL cannot be caught: the backup in the log is the way
+    back then.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self) -> None:
-        self.armed = True
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
         self.received = self.received or signum
-        if self.armed:
-            raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise Interrupted(self.received)
 
     def __enter__(self) -> SignalGuard:
         with contextlib.suppress(ValueError):  # not the main thread: signals go to the main thread anyway
@@ -210,28 +230,26 @@ class SignalGuard:
 def _why(exc: BaseException) -> str:
     if isinstance(exc, Interrupted):
         return f"interrupted by {exc} while kube-apiserver was restarting"
+    if isinstance(exc, NotReadyError):
+        return str(exc)
     return f"{type(exc).__name__} while waiting for kube-apiserver: {exc}"
 
 
 def restore(request: NodeRequest, data: bytes, mode: int, backup_path: str, why: str,
-            guard: SignalGuard, url: str, waiter: Waiter, wait: bool) -> NodeError:
+            guard: SignalGuard, url: str, waiter: Waiter) -> NodeError:
     """Put the previous manifest back byte for byte; the error to raise says what happened and where."""
-    guard.armed = False
     try:
         atomic_write(request.manifest, data, mode)
     except (OSError, NodeError) as exc:
         return NodeError(f"{why}; could NOT restore the previous manifest ({exc}): copy {backup_path} to "
                          f"{request.manifest} by hand", code=1)
-    if not wait or guard.received:
+    if guard.received is not None:  # asked to stop: the restore is what mattered, skip the wait
         return NodeError(f"{why}; restored the previous manifest from {backup_path}", code=1)
-    guard.armed = True  # the restore is done; a signal now only cuts the wait short
     try:
         back = waiter.until_ready(url, request.ready_timeout)
     except Interrupted:
         return NodeError(f"{why}; restored the previous manifest from {backup_path} (interrupted while "
                          "waiting for it to be ready)", code=1)
-    finally:
-        guard.armed = False
     restored = "it is ready again" if back is not None else "it is NOT ready yet; check the node"
     return NodeError(f"{why}; restored the previous manifest from {backup_path} and {restored}", code=1)
 
@@ -247,41 +265,41 @@ def converge(request: NodeRequest, waiter: Waiter) -> dict[str, Any]:
     url = readiness_url(new_pod, request.readiness_url)
     mode = os.stat(request.manifest).st_mode & 0o777
     with SignalGuard() as guard:
-        try:
-            backup_path = backup(request.manifest, data, request.backup_dir, time.time())
-            if request.state.enabled:
-                # Created 0700 like the apiserver itself would; an existing dir (and its logs) is left alone.
+        waiter = dataclasses.replace(waiter, check=guard.check)
+        backup_path = backup(request.manifest, data, request.backup_dir, time.time())
+        if request.state.enabled:
+            # Created 0700 like the apiserver itself would; an existing dir (and its logs) is left alone.
+            try:
                 os.makedirs(request.state.log_host_dir, mode=0o700, exist_ok=True)
-        except Interrupted as exc:
-            raise NodeError(f"interrupted by {exc} before the manifest was written; nothing changed", code=1) from exc
-        except OSError as exc:
-            raise NodeError(f"cannot create the audit log dir {request.state.log_host_dir}: "
-                            f"{exc.strerror or exc}") from exc
+            except OSError as exc:
+                raise NodeError(f"cannot create the audit log dir {request.state.log_host_dir}: "
+                                f"{exc.strerror or exc}") from exc
+        if guard.received is not None:
+            raise NodeError(f"interrupted by {signal.Signals(guard.received).name} before the manifest was "
+                            "written; nothing changed", code=1)
         report.update(backup=backup_path, readinessUrl=url)
         # Everything from the write on restores the backup on any failure or signal.
         try:
             atomic_write(request.manifest, new_data, mode)
             report.update(changed=True, changes=planner.summarize(pod, new_pod))
+            guard.check()
             down = waiter.until_down(url, request.restart_timeout)
-            ready = waiter.until_ready(url, request.ready_timeout) if down is not None else None
-            if ready is not None:
-                guard.armed = False  # the change is done and proven; nothing below needs undoing
+            if down is None:
+                raise NotReadyError(f"kube-apiserver was not restarted within {request.restart_timeout:.0f}s (is the "
+                               f"kubelet running and watching {os.path.dirname(request.manifest)}?)")
+            ready = waiter.until_ready(url, request.ready_timeout)
+            if ready is None:
+                raise NotReadyError(f"kube-apiserver did not become ready at {url} within {request.ready_timeout:.0f}s")
         except WriteError:
             raise  # the rename never happened: the old manifest is in place
         except BaseException as exc:
-            raise restore(request, data, mode, backup_path, _why(exc), guard, url, waiter,
-                          wait=not isinstance(exc, Interrupted)) from exc
-        if ready is not None:
-            report.update(downAfterSeconds=round(down or 0.0, 2), readyAfterSeconds=round(ready, 2))
-            try:
-                report["prunedBackups"] = prune_backups(request.manifest, request.backup_dir, request.keep_backups)
-            except OSError as exc:  # old backups left behind are untidy, not a failed change
-                report["pruneError"] = f"{request.backup_dir}: {exc.strerror or exc}"
-            return report
-        why = (f"kube-apiserver was not restarted within {request.restart_timeout:.0f}s (is the kubelet running "
-               f"and watching {os.path.dirname(request.manifest)}?)" if down is None else
-               f"kube-apiserver did not become ready at {url} within {request.ready_timeout:.0f}s")
-        raise restore(request, data, mode, backup_path, why, guard, url, waiter, wait=True)
+            raise restore(request, data, mode, backup_path, _why(exc), guard, url, waiter) from exc
+        report.update(downAfterSeconds=round(down, 2), readyAfterSeconds=round(ready, 2))
+        try:
+            report["prunedBackups"] = prune_backups(request.manifest, request.backup_dir, request.keep_backups)
+        except OSError as exc:  # old backups left behind are untidy, not a failed change
+            report["pruneError"] = f"{request.backup_dir}: {exc.strerror or exc}"
+        return report
 
 
 def write_file(path: str, data: bytes, mode: int) -> dict[str, Any]:

@@ -10,13 +10,18 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from components.manifest import files, node
+from components.manifest.bundle import build_bundle
 from components.manifest.desired import NodeRequest, RequestError
 from tests.unit.manifest.helpers import FIXTURE, FakeClock, fill, make_etc, make_request, scripted
 
@@ -337,3 +342,39 @@ def test_only_the_newest_k_backups_are_kept_and_hand_made_files_are_left(etc: Pa
                       "kube-apiserver.yaml.20270115T080001Z.kube-audit.bak",
                       "kube-apiserver.yaml.20270115T080002Z.kube-audit.bak"]
     assert Path(reports[-1]["backup"]).read_bytes() != FIXTURE.read_bytes(), "the last backup is the enabled state"
+
+
+def test_a_signal_before_the_write_changes_nothing(etc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_backup = files.backup
+
+    def backup_then_signal(*args: Any) -> str:
+        path = real_backup(*args)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return path
+
+    monkeypatch.setattr(node, "backup", backup_then_signal)
+    waiter = scripted([True])
+    with pytest.raises(node.NodeError, match="interrupted by SIGTERM before the manifest was written; nothing changed"):
+        node.converge(make_request(etc), waiter)
+    assert (etc / MANIFEST).read_bytes() == FIXTURE.read_bytes()
+    assert waiter.calls == []  # type: ignore[attr-defined]
+
+
+def test_sigterm_to_the_shipped_program_restores_the_manifest(etc: Path, tmp_path: Path) -> None:
+    """The real zipapp in its own process, a real SIGTERM while it waits for an apiserver that never comes."""
+    bundle = build_bundle(tmp_path / "bundle")
+    with socket.socket() as sock:  # a port nothing listens on: "down" at once, never ready
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    request = make_request(etc, ready_timeout=120, readiness_url=f"http://127.0.0.1:{port}/readyz")
+    proc = subprocess.Popen([sys.executable, "-I", str(bundle), "apply", "--request", request.to_json()],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while b"--audit-" not in (etc / MANIFEST).read_bytes():  # wait until the new manifest is in place
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "interrupted by SIGTERM while kube-apiserver was restarting; restored the previous manifest" in err
+    assert (etc / MANIFEST).read_bytes() == FIXTURE.read_bytes()
