@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
 
 from components.manifest import planner, yamlrt
 from components.manifest.desired import AuditState
+from tests.unit.manifest.test_planner_properties import audit_states, manifests
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "manifests"
@@ -99,3 +101,12 @@ def test_cli_diff_is_of_the_bytes_on_disk(tmp_path: Path) -> None:
     assert result.returncode == 1
     context = [line for line in result.stdout.splitlines() if line.startswith(" ")]
     assert "         # authorization stays as kubeadm set it" in context, "unchanged lines are the file's own"
+
+
+@settings(max_examples=25, deadline=None)
+@given(manifests(), audit_states())
+def test_generated_manifests_come_back_byte_for_byte(pod: planner.Pod, state: AuditState) -> None:
+    text = planner.render(pod)
+    enabled = planner.rewrite(text, state, "m")[2]
+    assert planner.rewrite(enabled, state, "m")[2] == enabled
+    assert planner.rewrite(enabled, OFF, "m")[2] == text
