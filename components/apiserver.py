@@ -43,6 +43,7 @@ def _request(args: ApiServerAuditChangeArgs, state: AuditState) -> NodeRequest:
         restart_timeout=float(args.rollout.restart_timeout_seconds),
         ready_timeout=float(args.rollout.ready_timeout_seconds),
         readiness_url=args.rollout.readiness_url,
+        keep_backups=args.rollout.keep_backups,
     )
 
 

@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from components.manifest.desired import (
     DEFAULT_BACKUP_DIR,
@@ -37,7 +45,36 @@ class SettingsError(ValueError):
     """Invalid stack configuration; the message names each offending key."""
 
 
-AbsPath = Annotated[str, Field(pattern=r"^/")]
+def _normalise(value: str) -> str:
+    """`/etc/kubernetes//manifests/` -> `/etc/kubernetes/manifests`; `..` is refused, not resolved.
+
+    Lexical `..` resolution can disagree with the real path when a component is a symlink, and
+    every overlap check below compares paths, so a path must say plainly where it is.
+    """
+    if "\0" in value:
+        raise ValueError("must not contain a NUL byte")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError("must not contain '..' (write the path it leads to)")
+    return "/" + "/".join(parts)
+
+
+AbsPath = Annotated[str, Field(pattern=r"^/"), AfterValidator(_normalise)]
+
+
+def _not_root(value: str) -> str:
+    if value == "/":
+        raise ValueError("must be a directory below /, not / itself")
+    return value
+
+
+DirPath = Annotated[AbsPath, AfterValidator(_not_root)]
+
+
+def _file_name(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("must be a file name, not '.' or '..'")
+    return value
 
 
 class _Strict(BaseModel):
@@ -67,7 +104,7 @@ class LogSettings(_Strict):
     """Where and how much the apiserver logs; defaults are the DCE guide's."""
 
     path: AbsPath = DEFAULT_LOG_PATH
-    host_dir: AbsPath = Field(default=DEFAULT_LOG_HOST_DIR, alias="hostDir")
+    host_dir: DirPath = Field(default=DEFAULT_LOG_HOST_DIR, alias="hostDir")
     max_age: Annotated[int, Field(ge=0)] = Field(default=30, alias="maxAge")
     max_backup: Annotated[int, Field(ge=0)] = Field(default=1, alias="maxBackup")
     max_size: Annotated[int, Field(ge=0)] = Field(default=100, alias="maxSize")
@@ -86,22 +123,19 @@ class LogSettings(_Strict):
 class PathSettings(_Strict):
     """Where things live on each master."""
 
-    policy_dir: AbsPath = Field(default=DEFAULT_POLICY_DIR, alias="policyDir")
-    policy_file: Annotated[str, Field(pattern=r"^[^/]+$")] = Field(default=DEFAULT_POLICY_FILE, alias="policyFile")
+    policy_dir: DirPath = Field(default=DEFAULT_POLICY_DIR, alias="policyDir")
+    policy_file: Annotated[str, Field(pattern=r"^[^/]+$"), AfterValidator(_file_name)] = Field(
+        default=DEFAULT_POLICY_FILE, alias="policyFile")
     manifest: AbsPath = DEFAULT_MANIFEST
-    backup_dir: AbsPath = Field(default=DEFAULT_BACKUP_DIR, alias="backupDir")
-    node_program_dir: AbsPath = Field(default="/var/lib/kube-audit", alias="nodeProgramDir")
+    backup_dir: DirPath = Field(default=DEFAULT_BACKUP_DIR, alias="backupDir")
+    node_program_dir: DirPath = Field(default="/var/lib/kube-audit", alias="nodeProgramDir")
 
-    @model_validator(mode="after")
-    def _backups_outside_manifests(self) -> PathSettings:
-        manifests = posixpath.dirname(self.manifest.rstrip("/"))
-        backup = self.backup_dir.rstrip("/")
-        if backup == manifests or backup.startswith(manifests + "/"):
-            raise ValueError(
-                f"backupDir {self.backup_dir} is inside the manifests dir {manifests}: the kubelet runs every "
-                "non-dot file there, so a backup would start a second kube-apiserver"
-            )
-        return self
+    @field_validator("manifest")
+    @classmethod
+    def _manifest_in_a_dir(cls, value: str) -> str:
+        if posixpath.dirname(value) == "/":
+            raise ValueError("must be a file inside the kubelet's static-pod directory")
+        return value
 
 
 class RolloutSettings(_Strict):
@@ -110,6 +144,8 @@ class RolloutSettings(_Strict):
     restart_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=90, alias="restartTimeoutSeconds")
     ready_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=180, alias="readyTimeoutSeconds")
     readiness_url: str | None = Field(default=None, alias="readinessUrl")
+    # Our timestamped manifest backups in paths.backupDir: the newest this many are kept.
+    keep_backups: Annotated[int, Field(ge=1, le=1000)] = Field(default=5, alias="keepBackups")
 
 
 class InsightAgentSettings(_Strict):
@@ -245,6 +281,40 @@ def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
     return PolicySource(name=name, path=str(path), text=policy.text, sha256=policy_hash(policy))
 
 
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def _check_dirs_apart(log: LogSettings, paths: PathSettings) -> None:
+    """Every directory we write to or mount is its own: no two are the same or nested.
+
+    The kubelet runs every non-dot file in the manifests dir (a backup or the policy there starts
+    a second pod or is parsed as one); the policy dir is mounted read-only, so logs in it could not
+    be written; audit logs are evidence and share their dir with nothing we write.
+    """
+    on_host = {
+        "paths.manifest (its directory)": posixpath.dirname(paths.manifest),
+        "paths.policyDir": paths.policy_dir,
+        "paths.backupDir": paths.backup_dir,
+        "paths.nodeProgramDir": paths.node_program_dir,
+        "log.hostDir": log.host_dir,
+    }
+    in_container = {"log.path (its directory)": posixpath.dirname(log.path), "paths.policyDir": paths.policy_dir}
+    problems = []
+    for where, dirs in (("on the master", on_host), ("inside the apiserver container", in_container)):
+        names = list(dirs)
+        for i, first in enumerate(names):
+            for second in names[i + 1:]:
+                if _overlap(dirs[first], dirs[second]):
+                    why = (" (the kubelet runs every non-dot file in the manifests dir)"
+                           if first.startswith("paths.manifest") else "")
+                    problems.append(f"{_key(*second.split(' ')[0].split('.'))}: {dirs[second]} overlaps "
+                                    f"{_key(*first.split(' ')[0].split('.'))} ({dirs[first]}) {where}; each must "
+                                    f"be a directory of its own, neither inside the other{why}")
+    if problems:
+        raise SettingsError("\n".join(problems))
+
+
 def parse_settings(
     raw: Mapping[str, str], secret_keys: set[str], stack: str, base_dir: Path = PROJECT_DIR
 ) -> Settings:
@@ -266,6 +336,7 @@ def parse_settings(
         for name, model in (("log", LogSettings), ("paths", PathSettings), ("rollout", RolloutSettings),
                             ("insightAgent", InsightAgentSettings))
     }
+    _check_dirs_apart(objects["log"], objects["paths"])
     key = raw.get("sshPrivateKey")
     passphrase = raw.get("sshPrivateKeyPassphrase")
     if passphrase is not None and key is None:

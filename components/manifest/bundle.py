@@ -1,7 +1,8 @@
 """Pack the master-side program into one zipapp that a stock `python3` runs.
 
-Masters have python3 but not necessarily PyYAML, so the bundle carries the pure-Python `yaml`
-package (its optional C extension is left out; yaml falls back to pure Python by itself). The zip is
+Masters have python3 and nothing else we can count on, so the bundle carries the pure-Python
+`ruamel.yaml` package (the round-trip YAML the planner rewrites manifests with; its optional C
+loaders are separate packages and are not used: every loader here is `pure=True`). The zip is
 byte-for-byte deterministic (fixed timestamps, sorted entries): its hash changes only when the code
 does, so Pulumi re-copies it only then.
 """
@@ -13,19 +14,23 @@ import io
 import zipfile
 from pathlib import Path
 
-import yaml
+import ruamel.yaml
 
 _COMPONENTS = Path(__file__).resolve().parent.parent
 # Only what node.py imports: the planner and the desired-state model. Nothing that imports pulumi.
-_OWN_FILES = ("__init__.py", "manifest/__init__.py", "manifest/desired.py", "manifest/planner.py", "manifest/node.py")
+_OWN_FILES = ("__init__.py", "manifest/__init__.py", "manifest/desired.py", "manifest/files.py",
+              "manifest/yamlrt.py", "manifest/planner.py", "manifest/node.py")
 _ENTRY = b"import sys\nfrom components.manifest.node import main\nsys.exit(main())\n"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def _entries() -> list[tuple[str, bytes]]:
     entries = [(f"components/{name}", (_COMPONENTS / name).read_bytes()) for name in _OWN_FILES]
-    yaml_dir = Path(yaml.__file__).resolve().parent
-    entries += [(f"yaml/{p.name}", p.read_bytes()) for p in sorted(yaml_dir.glob("*.py"))]
+    yaml_dir = Path(ruamel.yaml.__file__).resolve().parent
+    entries += [(f"ruamel/yaml/{p.name}", p.read_bytes()) for p in sorted(yaml_dir.glob("*.py"))]
+    # ruamel is a namespace package where pip installs it; in the zip it is a plain one, which
+    # zipimport handles on every python3 a master may have.
+    entries.append(("ruamel/__init__.py", b""))
     entries.append(("__main__.py", _ENTRY))
     return sorted(entries)
 

@@ -13,7 +13,7 @@ import time
 
 from components.manifest import planner
 from components.manifest.desired import AuditState
-from components.manifest.node import atomic_write, backup
+from components.manifest.files import NodeError, atomic_write, backup, check_backup_dir, read_manifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -36,27 +36,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     path: str = args.file
+    state = AuditState(enabled=bool(args.enable), policy_hash=args.policy_hash)
     try:
-        with open(path, encoding="utf-8") as handle:
-            old_text = handle.read()
-        pod = planner.parse_manifest(old_text, path)
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"{path}: cannot read: {exc}", file=sys.stderr)
+        if args.backup_dir:
+            check_backup_dir(args.backup_dir, path)
+        data = read_manifest(path)
+        old_text = data.decode("utf-8")
+        _, _, new_text = planner.rewrite(old_text, state, path)
+    except UnicodeDecodeError as exc:
+        print(f"{path}: not UTF-8 text (byte {exc.start}); nothing written", file=sys.stderr)
         return 2
-    except planner.ManifestError as exc:
+    except (planner.ManifestError, NodeError) as exc:
         print(f"{exc}; nothing written", file=sys.stderr)
         return 2
-    state = AuditState(enabled=bool(args.enable), policy_hash=args.policy_hash)
-    new_pod = planner.plan(pod, state)
-    if new_pod == pod:
+    if new_text == old_text:
         print(f"{path}: already converged (audit {'on' if args.enable else 'off'})")
         return 0
-    new_text = planner.render(new_pod)
-    # Diff the normalised forms so only the audit change shows, not YAML re-formatting.
-    sys.stdout.write(planner.unified_diff(planner.render(pod), new_text, path))
+    # The bytes as they are on disk against the bytes we would write: a lost comment or a changed
+    # layout shows here, not only the audit change.
+    sys.stdout.write(planner.unified_diff(old_text, new_text, path))
     if args.check:
         return 1
-    if args.backup_dir:
-        print(f"backup: {backup(path, old_text.encode('utf-8'), args.backup_dir, time.time())}")
-    atomic_write(path, new_text.encode("utf-8"), os.stat(path).st_mode & 0o777)
+    try:
+        if args.backup_dir:
+            print(f"backup: {backup(path, data, args.backup_dir, time.time())}")
+        atomic_write(path, new_text.encode("utf-8"), os.stat(path).st_mode & 0o777)
+    except NodeError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 2 if exc.code == 2 else 1
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -87,6 +88,8 @@ class NodeRequest:
     ready_timeout: float = 180.0
     # Where to ask; None means "read it from the manifest's readinessProbe".
     readiness_url: str | None = None
+    # How many of our timestamped backups of the manifest to keep (the newest ones).
+    keep_backups: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, compact: bool = False) -> str:
@@ -97,10 +100,88 @@ class NodeRequest:
 
     @classmethod
     def from_json(cls, text: str) -> NodeRequest:
-        data = json.loads(text)
+        """Parse and type-check a request; every error names the field (`state.enabled`).
+
+        Checked before anything is written: JSON `"false"` for `enabled` must not turn audit on.
+        """
+        try:
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        except json.JSONDecodeError as exc:
+            raise RequestError(f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
         if not isinstance(data, dict):
-            raise ValueError("the request must be a JSON object")
-        state = data.pop("state", None)
+            raise RequestError("the request must be a JSON object")
+        state = data.get("state")
         if not isinstance(state, dict):
-            raise ValueError("the request has no 'state' object")
-        return cls(state=AuditState(**state), **data)
+            raise RequestError("state: required, a JSON object")
+        _check(data, _REQUEST_FIELDS, "")
+        _check(state, _STATE_FIELDS, "state.")
+        return cls(state=AuditState(**state), **{k: v for k, v in data.items() if k != "state"})
+
+
+class RequestError(ValueError):
+    """A request that does not have the expected shape; the message names the field."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise RequestError(f"{key}: given twice")
+        result[key] = value
+    return result
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _abs_path(value: Any) -> bool:
+    # Normalised absolute paths only: `//`, `.` and `..` make overlap checks lie.
+    return isinstance(value, str) and value.startswith("/") and posixpath.normpath(value) == value
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\0" not in value
+
+
+# field -> (check, what it must be). Each check is a plain predicate so this module stays pure.
+_Check = tuple[Callable[[Any], bool], str]
+_REQUEST_FIELDS: dict[str, _Check] = {
+    "master": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "state": (lambda v: isinstance(v, dict), "an object"),
+    "manifest": (_abs_path, "a normalised absolute path"),
+    "backup_dir": (_abs_path, "a normalised absolute path"),
+    "restart_timeout": (lambda v: (_is_int(v) or isinstance(v, float)) and v > 0, "a number > 0"),
+    "ready_timeout": (lambda v: (_is_int(v) or isinstance(v, float)) and v > 0, "a number > 0"),
+    "readiness_url": (lambda v: v is None or (isinstance(v, str) and v.startswith(("http://", "https://"))),
+                      "null or an http(s) URL"),
+    "keep_backups": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+}
+_STATE_FIELDS: dict[str, _Check] = {
+    "enabled": (lambda v: isinstance(v, bool), "true or false"),
+    "policy_dir": (_abs_path, "a normalised absolute path"),
+    "policy_file": (_name, "a file name"),
+    "log_path": (lambda v: _abs_path(v) and posixpath.dirname(v) != "/", "a normalised absolute path in a directory"),
+    "log_host_dir": (_abs_path, "a normalised absolute path"),
+    "max_age": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "max_backup": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "max_size": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "log_format": (lambda v: v in (None, "json", "legacy"), 'null, "json" or "legacy"'),
+    "log_mode": (lambda v: v in (None, "blocking", "blocking-strict", "batch"),
+                 'null, "blocking", "blocking-strict" or "batch"'),
+    "log_compress": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
+    "policy_hash": (lambda v: v is None or (isinstance(v, str) and v.isprintable() and bool(v)),
+                    "null or a non-empty string"),
+}
+_REQUIRED = {"master", "state", "enabled"}
+
+
+def _check(data: dict[str, Any], fields: dict[str, _Check], prefix: str) -> None:
+    problems = [f"{prefix}{key}: unknown field" for key in sorted(set(data) - set(fields))]
+    problems += [f"{prefix}{key}: required" for key in sorted(_REQUIRED & set(fields) - set(data))]
+    for key, (ok, expected) in fields.items():
+        if key in data and not ok(data[key]):
+            problems.append(f"{prefix}{key}: expected {expected}, got {json.dumps(data[key])[:80]}")
+    if problems:
+        raise RequestError("; ".join(problems))

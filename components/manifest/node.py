@@ -16,10 +16,13 @@ changed on this node).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
+import http.client
 import json
 import os
+import signal
 import ssl
 import sys
 import time
@@ -28,64 +31,23 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
-from components.manifest import planner
+from components.manifest import planner, yamlrt
 from components.manifest.desired import AuditState, NodeRequest
+from components.manifest.files import (
+    MAX_MANIFEST_BYTES,
+    NodeError,
+    WriteError,
+    atomic_write,
+    backup,
+    check_backup_dir,
+    prune_backups,
+    read_manifest,
+)
 
 Probe = Callable[[str], bool]
 
 
-class NodeError(Exception):
-    """A failure to report; `code` is the process exit code."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# --- files ---------------------------------------------------------------------------------------
-
-
-def atomic_write(path: str, data: bytes, mode: int) -> None:
-    """Write a dot-file beside `path`, fsync, rename: readers see the old or the new file, never half.
-
-    The temporary name starts with a dot because the kubelet ignores dot-files in the manifests dir.
-    """
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".{base}.kube-audit.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    dir_fd = os.open(directory or ".", os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def backup(manifest: str, data: bytes, backup_dir: str, now: float) -> str:
-    os.makedirs(backup_dir, mode=0o700, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    path = os.path.join(backup_dir, f"{os.path.basename(manifest)}.{stamp}.kube-audit.bak")
-    n = 1
-    while os.path.exists(path):
-        n += 1
-        path = os.path.join(backup_dir, f"{os.path.basename(manifest)}.{stamp}-{n}.kube-audit.bak")
-    atomic_write(path, data, 0o600)
-    return path
-
-
 # --- preflight -----------------------------------------------------------------------------------
-
-
-def _same_dir(a: str, b: str) -> bool:
-    return os.path.realpath(a).rstrip("/") == os.path.realpath(b).rstrip("/")
 
 
 def stray_manifests(manifest: str, pod: planner.Pod) -> list[str]:
@@ -104,25 +66,24 @@ def stray_manifests(manifest: str, pod: planner.Pod) -> list[str]:
             continue
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
-                other = yaml.safe_load(handle)
-        except (OSError, yaml.YAMLError):
-            continue
+                other = yamlrt.loose_load(handle.read(MAX_MANIFEST_BYTES))
+        except Exception:
+            continue  # unreadable or not YAML: not something the kubelet runs either
         other_meta = other.get("metadata") if isinstance(other, dict) else None
         if isinstance(other_meta, dict) and (other_meta.get("namespace") or "default", other_meta.get("name")) == key:
             found.append(path)
     return found
 
 
-def preflight(request: NodeRequest) -> tuple[bytes, planner.Pod]:
+def preflight(request: NodeRequest) -> tuple[bytes, str, planner.Pod]:
     manifest = request.manifest
-    if _same_dir(request.backup_dir, os.path.dirname(manifest)):
-        raise NodeError(f"backup dir {request.backup_dir} is the manifests dir; the kubelet would run the backup")
+    check_backup_dir(request.backup_dir, manifest)
+    data = read_manifest(manifest)
     try:
-        with open(manifest, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise NodeError(f"cannot read {manifest}: {exc.strerror}") from exc
-    pod = planner.parse_manifest(data.decode("utf-8"), manifest)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NodeError(f"{manifest}: not UTF-8 text (byte {exc.start})") from exc
+    pod = planner.parse_manifest(text, manifest)
     strays = stray_manifests(manifest, pod)
     if strays:
         raise NodeError(
@@ -132,7 +93,7 @@ def preflight(request: NodeRequest) -> tuple[bytes, planner.Pod]:
     state = request.state
     if state.enabled and not os.path.isfile(state.policy_path):
         raise NodeError(f"the audit policy {state.policy_path} is missing; it must be written before the manifest")
-    return data, pod
+    return data, text, pod
 
 
 # --- readiness -----------------------------------------------------------------------------------
@@ -169,26 +130,39 @@ def http_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as response:
             return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        # Whatever answers on that port, anything but a clean 200 is "not ready" (an odd status line
+        # from a half-started server raises HTTPException, which is not an OSError).
         return False
+
+
+def _go_on() -> None:
+    return None
 
 
 @dataclasses.dataclass
 class Waiter:
-    """Bounded polling; clock and sleep are injectable so tests need no real time."""
+    """Bounded polling; clock and sleep are injectable so tests need no real time.
+
+    `check` runs after every probe and sleep and may raise to stop the wait (a signal arrived).
+    """
 
     probe: Probe = http_ready
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     interval: float = 0.5
     consecutive: int = 3
+    check: Callable[[], None] = _go_on
 
     def until_down(self, url: str, timeout: float) -> float | None:
         start = self.clock()
         while self.clock() - start < timeout:
-            if not self.probe(url):
+            up = self.probe(url)
+            self.check()
+            if not up:
                 return self.clock() - start
             self.sleep(self.interval)
+            self.check()
         return None
 
     def until_ready(self, url: str, timeout: float) -> float | None:
@@ -196,44 +170,136 @@ class Waiter:
         start, streak = self.clock(), 0
         while self.clock() - start < timeout:
             streak = streak + 1 if self.probe(url) else 0
+            self.check()
             if streak >= self.consecutive:
                 return self.clock() - start
             self.sleep(self.interval)
+            self.check()
         return None
 
 
 # --- the change ----------------------------------------------------------------------------------
 
 
+class Interrupted(BaseException):
+    """A termination signal arrived; BaseException so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class NotReadyError(Exception):
+    """The new apiserver did not restart or did not become ready in time."""
+
+
+class SignalGuard:
+    """Notes SIGTERM/SIGINT/SIGHUP instead of dying; `check()` turns a noted signal into Interrupted.
+
+    The handler itself never raises: an exception thrown into arbitrary code could land inside the
+    restore. Signals are acted on only where `check()` runs (around the write, in the wait loops),
+    so a cancelled `pulumi up` or a dropped SSH session still gets the old manifest back, and a second
+    signal never cuts the restore short. SIGKILL cannot be caught: the backup in the log is the way
+    back then.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = self.received or signum
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+    def __enter__(self) -> SignalGuard:
+        with contextlib.suppress(ValueError):  # not the main thread: signals go to the main thread anyway
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, Interrupted):
+        return f"interrupted by {exc} while kube-apiserver was restarting"
+    if isinstance(exc, NotReadyError):
+        return str(exc)
+    return f"{type(exc).__name__} while waiting for kube-apiserver: {exc}"
+
+
+def restore(request: NodeRequest, data: bytes, mode: int, backup_path: str, why: str,
+            guard: SignalGuard, url: str, waiter: Waiter) -> NodeError:
+    """Put the previous manifest back byte for byte; the error to raise says what happened and where."""
+    try:
+        atomic_write(request.manifest, data, mode)
+    except (OSError, NodeError) as exc:
+        return NodeError(f"{why}; could NOT restore the previous manifest ({exc}): copy {backup_path} to "
+                         f"{request.manifest} by hand", code=1)
+    if guard.received is not None:  # asked to stop: the restore is what mattered, skip the wait
+        return NodeError(f"{why}; restored the previous manifest from {backup_path}", code=1)
+    try:
+        back = waiter.until_ready(url, request.ready_timeout)
+    except Interrupted:
+        return NodeError(f"{why}; restored the previous manifest from {backup_path} (interrupted while "
+                         "waiting for it to be ready)", code=1)
+    restored = "it is ready again" if back is not None else "it is NOT ready yet; check the node"
+    return NodeError(f"{why}; restored the previous manifest from {backup_path} and {restored}", code=1)
+
+
 def converge(request: NodeRequest, waiter: Waiter) -> dict[str, Any]:
-    data, pod = preflight(request)
-    new_pod = planner.plan(pod, request.state)
+    data, text, _ = preflight(request)
+    pod, new_pod, new_text = planner.rewrite(text, request.state, request.manifest)
     report: dict[str, Any] = {"master": request.master, "manifest": request.manifest,
                               "auditEnabled": planner.audit_enabled(new_pod), "changed": False}
     if new_pod == pod:
         return report
-    if request.state.enabled:
-        # Created 0700 like the apiserver itself would; an existing dir (and its logs) is left alone.
-        os.makedirs(request.state.log_host_dir, mode=0o700, exist_ok=True)
+    new_data = new_text.encode("utf-8")
     url = readiness_url(new_pod, request.readiness_url)
-    backup_path = backup(request.manifest, data, request.backup_dir, time.time())
     mode = os.stat(request.manifest).st_mode & 0o777
-    atomic_write(request.manifest, planner.render(new_pod).encode("utf-8"), mode)
-    report.update(changed=True, backup=backup_path, changes=planner.summarize(pod, new_pod), readinessUrl=url)
-
-    down = waiter.until_down(url, request.restart_timeout)
-    ready = waiter.until_ready(url, request.ready_timeout) if down is not None else None
-    if ready is not None:
-        report.update(downAfterSeconds=round(down or 0.0, 2), readyAfterSeconds=round(ready, 2))
+    with SignalGuard() as guard:
+        waiter = dataclasses.replace(waiter, check=guard.check)
+        backup_path = backup(request.manifest, data, request.backup_dir, time.time())
+        if request.state.enabled:
+            # Created 0700 like the apiserver itself would; an existing dir (and its logs) is left alone.
+            try:
+                os.makedirs(request.state.log_host_dir, mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise NodeError(f"cannot create the audit log dir {request.state.log_host_dir}: "
+                                f"{exc.strerror or exc}") from exc
+        if guard.received is not None:
+            raise NodeError(f"interrupted by {signal.Signals(guard.received).name} before the manifest was "
+                            "written; nothing changed", code=1)
+        report.update(backup=backup_path, readinessUrl=url)
+        # Everything from the write on restores the backup on any failure or signal.
+        try:
+            atomic_write(request.manifest, new_data, mode)
+            report.update(changed=True, changes=planner.summarize(pod, new_pod))
+            guard.check()
+            down = waiter.until_down(url, request.restart_timeout)
+            if down is None:
+                raise NotReadyError(f"kube-apiserver was not restarted within {request.restart_timeout:.0f}s (is the "
+                               f"kubelet running and watching {os.path.dirname(request.manifest)}?)")
+            ready = waiter.until_ready(url, request.ready_timeout)
+            if ready is None:
+                raise NotReadyError(f"kube-apiserver did not become ready at {url} within {request.ready_timeout:.0f}s")
+        except WriteError:
+            raise  # the rename never happened: the old manifest is in place
+        except BaseException as exc:
+            raise restore(request, data, mode, backup_path, _why(exc), guard, url, waiter) from exc
+        report.update(downAfterSeconds=round(down, 2), readyAfterSeconds=round(ready, 2))
+        try:
+            report["prunedBackups"] = prune_backups(request.manifest, request.backup_dir, request.keep_backups)
+        except OSError as exc:  # old backups left behind are untidy, not a failed change
+            report["pruneError"] = f"{request.backup_dir}: {exc.strerror or exc}"
         return report
-
-    atomic_write(request.manifest, data, mode)
-    back = waiter.until_ready(url, request.ready_timeout)
-    why = (f"kube-apiserver was not restarted within {request.restart_timeout:.0f}s (is the kubelet running "
-           f"and watching {os.path.dirname(request.manifest)}?)" if down is None else
-           f"kube-apiserver did not become ready at {url} within {request.ready_timeout:.0f}s")
-    restored = "it is ready again" if back is not None else "it is NOT ready yet; check the node"
-    raise NodeError(f"{why}; restored the previous manifest from {backup_path} and {restored}", code=1)
 
 
 def write_file(path: str, data: bytes, mode: int) -> dict[str, Any]:
@@ -268,7 +334,11 @@ def main(argv: list[str] | None = None, waiter: Waiter | None = None) -> int:
     master = "this master"
     try:
         if args.action == "write-file":
-            result = write_file(args.path, sys.stdin.buffer.read(), int(args.mode, 8))
+            try:
+                mode = int(args.mode, 8)
+            except ValueError as exc:
+                raise NodeError(f"--mode {args.mode!r} is not an octal file mode") from exc
+            result = write_file(args.path, sys.stdin.buffer.read(), mode)
         elif args.action == "remove-file":
             result = remove_file(args.path)
         else:
@@ -289,8 +359,13 @@ def main(argv: list[str] | None = None, waiter: Waiter | None = None) -> int:
     except OSError as exc:
         print(f"kube-audit[{master}]: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # A one-line refusal, never a traceback, on a control plane. converge restores by itself
+        # once the manifest is written, so anything reaching here came before the write.
+        print(f"kube-audit[{master}]: unexpected {type(exc).__name__}: {exc}; nothing was changed", file=sys.stderr)
+        return 2
     print(json.dumps(result, sort_keys=True))
     return 0
 
 
-__all__ = ["AuditState", "NodeRequest", "Waiter", "converge", "main"]
+__all__ = ["AuditState", "NodeError", "NodeRequest", "Waiter", "WriteError", "atomic_write", "converge", "main"]

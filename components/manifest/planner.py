@@ -4,18 +4,22 @@ Pure and deterministic: no I/O, no clock. The same functions run in the CLI, in 
 master (shipped inside the node bundle), so what a test proves is what a master does.
 
 Only audit content is touched: `--audit-*` flags, the two volumeMounts/volumes named in `desired`
-(and stale hand-made mounts at the same paths), and one annotation. Everything else is copied as is.
+(and stale hand-made mounts at the same paths), and one annotation. Everything else is kept as is,
+down to comments, quoting and layout (see yamlrt.py): lists are edited in place, so a comment stays
+with its item. `rewrite` then proves the new text reads, for the kubelet, as the old one with only
+our changes, and refuses otherwise.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import posixpath
 from typing import Any
 
-import yaml
-
+from components.manifest import yamlrt
 from components.manifest.desired import HASH_ANNOTATION, LOG_VOLUME, POLICY_VOLUME, AuditState
+from components.manifest.yamlrt import ManifestError
 
 APISERVER_CONTAINER = "kube-apiserver"
 AUDIT_FLAG_PREFIX = "--audit-"
@@ -32,45 +36,139 @@ _BOOL_AUDIT_FLAGS = frozenset(
 
 Pod = dict[str, Any]
 
-
-class ManifestError(ValueError):
-    """The manifest cannot be planned: not YAML, not a Pod, no kube-apiserver container."""
+__all__ = ["ManifestError", "Pod", "apiserver_container", "parse_manifest", "plan", "render", "rewrite"]
 
 
-def parse_manifest(text: str, source: str) -> Pod:
-    """Parse and sanity-check a static-pod manifest; errors name `source` (and the line for YAML)."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError(f"{where}: not valid YAML: {problem}") from exc
-    if not isinstance(doc, dict):
-        raise ManifestError(f"{source}: expected a Pod manifest (a YAML mapping), got {type(doc).__name__}")
-    if doc.get("kind") != "Pod" or doc.get("apiVersion") != "v1":
-        raise ManifestError(
-            f"{source}: expected apiVersion v1, kind Pod; got apiVersion {doc.get('apiVersion')!r}, "
-            f"kind {doc.get('kind')!r}"
-        )
-    apiserver_container(doc, source)
-    return doc
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else "a string"
 
 
-def apiserver_container(pod: Pod, source: str = "manifest") -> dict[str, Any]:
+def _check_shape(view: Any, doc: Any, source: str) -> None:
+    """Refuse what the planner cannot edit safely, naming `file:line:col` and the field.
+
+    `view` is what the kubelet reads (types as its decoder sees them), `doc` the round-trip document
+    with line numbers; both have the same shape.
+    """
+    if not isinstance(view, dict):
+        raise ManifestError(f"{source}: expected a Pod manifest (a YAML mapping), got {_kind(view)}")
+    if view.get("kind") != "Pod" or view.get("apiVersion") != "v1":
+        raise ManifestError(f"{source}: expected apiVersion v1, kind Pod; got apiVersion {view.get('apiVersion')!r}, "
+                            f"kind {view.get('kind')!r}")
+    for key in ("metadata", "spec"):
+        if key in view and not isinstance(view[key], dict):
+            raise ManifestError(f"{yamlrt.location(doc, key, source)}: {key} must be a mapping, got {_kind(view[key])}")
+    annotations = (view.get("metadata") or {}).get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise ManifestError(f"{yamlrt.location(doc['metadata'], 'annotations', source)}: metadata.annotations must "
+                            f"be a mapping, got {_kind(annotations)}")
+    index = _container_index(view, source)
+    container, rt = view["spec"]["containers"][index], doc["spec"]["containers"][index]
+    where = f"spec.containers[{index}]"
+    for key in ("command", "args", "volumeMounts"):
+        items = container.get(key)
+        if key in container and not isinstance(items, list):
+            raise ManifestError(f"{yamlrt.location(rt, key, source)}: {where}.{key} must be a list, got {_kind(items)}")
+        for i, item in enumerate(items or []):
+            bad = not isinstance(item, dict) if key == "volumeMounts" else not isinstance(item, str)
+            if bad:
+                expected = "a mapping" if key == "volumeMounts" else "a string (quote it)"
+                raise ManifestError(f"{yamlrt.location(rt[key], i, source)}: {where}.{key}[{i}] is {_kind(item)} "
+                                    f"as the kubelet reads it; expected {expected}")
+    command = container.get("command") or []
+    if command and posixpath.basename(command[0]) != APISERVER_CONTAINER:
+        raise ManifestError(f"{yamlrt.location(rt['command'], 0, source)}: {where}.command runs {command[0]!r}, not "
+                            "kube-apiserver; flags inside a shell string or wrapper cannot be edited safely")
+    for key in ("command", "args"):
+        _audit_positions(container.get(key) or [], f"{source}: {where}.{key}")
+    volumes = view["spec"].get("volumes")
+    if volumes is not None and not (isinstance(volumes, list) and all(isinstance(v, dict) for v in volumes)):
+        raise ManifestError(f"{yamlrt.location(doc['spec'], 'volumes', source)}: spec.volumes must be a list of "
+                            "mappings")
+
+
+def _container_index(pod: Any, source: str) -> int:
     spec = pod.get("spec")
     containers = spec.get("containers") if isinstance(spec, dict) else None
     if not isinstance(containers, list):
         raise ManifestError(f"{source}: spec.containers is missing or not a list")
-    for container in containers:
+    for i, container in enumerate(containers):
         if isinstance(container, dict) and container.get("name") == APISERVER_CONTAINER:
-            return container
+            return i
     raise ManifestError(f"{source}: no container named {APISERVER_CONTAINER!r} in spec.containers")
 
 
-def render(pod: Pod) -> str:
-    """Dump in kubeadm's style (block lists flush with their key, no line wrapping)."""
-    return yaml.safe_dump(pod, sort_keys=False, default_flow_style=False, width=1 << 20)
+def parse_manifest(text: str, source: str) -> Pod:
+    """Parse and sanity-check a static-pod manifest; errors name `source:line:col` and the field."""
+    return _parse(text, source)[0]
+
+
+def _parse(text: str, source: str) -> tuple[Pod, Any]:
+    doc, view = yamlrt.read(text, source)
+    _check_shape(view, doc, source)
+    return doc, view
+
+
+def apiserver_container(pod: Pod, source: str = "manifest") -> dict[str, Any]:
+    container: dict[str, Any] = pod["spec"]["containers"][_container_index(pod, source)]
+    return container
+
+
+def render(pod: Pod, like: str = "") -> str:
+    """Dump in the layout of `like` (the text it was read from); kubeadm's style by default."""
+    return yamlrt.dump(pod, like)
+
+
+def rewrite(text: str, state: AuditState, source: str) -> tuple[Pod, Pod, str]:
+    """(old pod, new pod, new text); the new text is `text` when nothing changes.
+
+    Refuses (ManifestError, nothing written) when the kubelet would read anything but our change
+    differently in the new text than in the old one.
+    """
+    pod, view = _parse(text, source)
+    new = plan(pod, state)
+    if new == pod:
+        return pod, new, text
+    new_text = render(new, like=text)
+    expected = plan(view, state)
+    got = yamlrt.kubelet_view(new_text, source)
+    if got != expected:
+        where = _first_difference(expected, got)
+        raise ManifestError(f"{source}: the rewrite would change how the kubelet reads {where}; edit that part by "
+                            "hand (quote the value) and retry")
+    return pod, new, new_text
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if key not in a or key not in b or a[key] != b[key]:
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i in range(len(a)):  # zip(strict=) needs Python 3.10; masters may have 3.9
+            if a[i] != b[i]:
+                return _first_difference(a[i], b[i], f"{path}[{i}]")
+    return f"{path or 'the document'} ({_kind(a)} -> {_kind(b)})"
+
+
+# --- editing lists in place ------------------------------------------------------------------------
+
+
+def _rebuild(seq: list[Any], order: list[tuple[int | None, Any]]) -> None:
+    """Make `seq` the values in `order`; (old index, value) pairs keep that item's comments."""
+    comments = getattr(seq, "ca", None)
+    old = dict(comments.items) if comments is not None else {}
+    list.__setitem__(seq, slice(None), [value for _, value in order])
+    if comments is not None:
+        comments.items.clear()
+        for new_index, (old_index, _) in enumerate(order):
+            if old_index is not None and old_index in old:
+                comments.items[new_index] = old[old_index]
 
 
 # --- flags ---------------------------------------------------------------------------------------
@@ -80,57 +178,64 @@ def _flag_name(token: str) -> str:
     return token.split("=", 1)[0]
 
 
-def _without_audit_flags(tokens: list[Any]) -> list[Any]:
-    kept: list[Any] = []
-    skip_value = False
-    for token in tokens:
-        if skip_value:
-            skip_value = False
-            if isinstance(token, str) and not token.startswith("-"):
-                continue
+def _audit_positions(tokens: list[Any], where: str) -> set[int]:
+    """Indexes of every audit flag and, for the two-token form, its value (pflag takes the next token)."""
+    found: set[int] = set()
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
         if isinstance(token, str) and token.startswith(AUDIT_FLAG_PREFIX):
-            skip_value = "=" not in token and token not in _BOOL_AUDIT_FLAGS
-            continue
-        kept.append(token)
-    return kept
+            found.add(i)
+            if "=" not in token and token not in _BOOL_AUDIT_FLAGS:
+                following = tokens[i + 1] if i + 1 < len(tokens) else None
+                if not isinstance(following, str) or following.startswith("--"):
+                    raise ManifestError(f"{where}[{i}]: {token} is not followed by its value (the apiserver would "
+                                        f"read {following!r}); write it as {token}=VALUE")
+                found.add(i + 1)
+                i += 1
+        i += 1
+    return found
 
 
 def _is_flag(token: Any) -> bool:
     return isinstance(token, str) and token.startswith("--")
 
 
-def _insert_sorted(tokens: list[Any], flags: list[str], first: int) -> list[Any]:
-    """Insert our flags where kubeadm's alphabetical order puts them (before the first later flag).
+def _insert_at(tokens: list[Any], first: int) -> int:
+    """Where kubeadm's alphabetical order puts our flags: before the first flag that sorts later.
 
     Only flag tokens are insertion points, so a two-token `--flag value` pair is never split.
     """
-    index = len(tokens)
     for i in range(first, len(tokens)):
         if _is_flag(tokens[i]) and _flag_name(tokens[i]) > AUDIT_FLAG_PREFIX:
-            index = i
-            break
-    return tokens[:index] + flags + tokens[index:]
+            return i
+    return len(tokens)
 
 
 def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
-    command = container.get("command")
-    args = container.get("args")
-    if isinstance(command, list):
-        container["command"] = command = _without_audit_flags(command)
-    if isinstance(args, list):
-        container["args"] = args = _without_audit_flags(args)
+    for key in ("command", "args"):
+        tokens = container.get(key)
+        if isinstance(tokens, list):
+            drop = _audit_positions(tokens, key)
+            if drop:
+                _rebuild(tokens, [(i, t) for i, t in enumerate(tokens) if i not in drop])
     flags = state.flags()
     if not flags:
         return
+    command, args = container.get("command"), container.get("args")
     # Put the flags where the others live: kubeadm uses `command`, some installers use `args`.
     command_has_flags = isinstance(command, list) and any(_is_flag(t) for t in command[1:])
     args_has_flags = isinstance(args, list) and any(_is_flag(t) for t in args)
     if isinstance(command, list) and (command_has_flags or not args_has_flags):
-        container["command"] = _insert_sorted(command, flags, first=1)
+        tokens, first = command, 1
     elif isinstance(args, list):
-        container["args"] = _insert_sorted(args, flags, first=0)
+        tokens, first = args, 0
     else:
         container["args"] = list(flags)
+        return
+    at = _insert_at(tokens, first)
+    old: list[tuple[int | None, Any]] = list(enumerate(tokens))
+    _rebuild(tokens, old[:at] + [(None, f) for f in flags] + old[at:])
 
 
 # --- mounts and volumes --------------------------------------------------------------------------
@@ -179,23 +284,27 @@ def _our_volumes(state: AuditState) -> list[dict[str, Any]]:
     ]
 
 
-def _set_or_drop(obj: dict[str, Any], key: str, items: list[Any]) -> None:
-    if items:
-        obj[key] = items
-    else:
-        obj.pop(key, None)
+def _converge_list(obj: dict[str, Any], key: str, stale: Any, ours: list[dict[str, Any]]) -> None:
+    """Drop the stale items of obj[key] and append ours, in place; drop the key only if we emptied it."""
+    items = obj.get(key)
+    if not isinstance(items, list):
+        if ours:
+            obj[key] = ours
+        return
+    order = [(i, item) for i, item in enumerate(items) if not stale(item)]
+    if len(order) == len(items) and not ours:
+        return
+    if not order and not ours:
+        del obj[key]
+        return
+    _rebuild(items, order + [(None, item) for item in ours])
 
 
 def _converge_mounts(pod: Pod, container: dict[str, Any], state: AuditState) -> None:
     mounts = container.get("volumeMounts")
-    mounts = mounts if isinstance(mounts, list) else []
-    removed = {m.get("name") for m in mounts if _is_audit_mount(m, state)}
-    kept = [m for m in mounts if not _is_audit_mount(m, state)]
-    _set_or_drop(container, "volumeMounts", kept + (_our_mounts(state) if state.enabled else []))
-
-    spec = pod["spec"]
-    volumes = spec.get("volumes")
-    volumes = volumes if isinstance(volumes, list) else []
+    removed = {m.get("name") for m in mounts if _is_audit_mount(m, state)} if isinstance(mounts, list) else set()
+    _converge_list(container, "volumeMounts", lambda m: _is_audit_mount(m, state),
+                   _our_mounts(state) if state.enabled else [])
     in_use = _mounts_in_use(pod)
     ours = {POLICY_VOLUME, LOG_VOLUME}
 
@@ -203,20 +312,28 @@ def _converge_mounts(pod: Pod, container: dict[str, Any], state: AuditState) -> 
         name = volume.get("name") if isinstance(volume, dict) else None
         return name in ours or (name in removed and name not in in_use)
 
-    kept_volumes = [v for v in volumes if not stale(v)]
-    _set_or_drop(spec, "volumes", kept_volumes + (_our_volumes(state) if state.enabled else []))
+    _converge_list(pod["spec"], "volumes", stale, _our_volumes(state) if state.enabled else [])
 
 
 def _converge_annotation(pod: Pod, state: AuditState) -> None:
-    metadata = pod.setdefault("metadata", {})
-    annotations = metadata.get("annotations")
-    annotations = dict(annotations) if isinstance(annotations, dict) else {}
-    annotations.pop(HASH_ANNOTATION, None)
     # The kubelet restarts a static pod only when its manifest changes; the policy is read once at
     # start-up, so a policy-only change must change the manifest too.
-    if state.enabled and state.policy_hash:
-        annotations[HASH_ANNOTATION] = state.policy_hash
-    _set_or_drop(metadata, "annotations", annotations)  # type: ignore[arg-type]
+    want = state.policy_hash if state.enabled and state.policy_hash else None
+    metadata = pod.get("metadata")
+    if not isinstance(metadata, dict):
+        if want is None:
+            return
+        metadata = pod["metadata"] = {}
+    annotations = metadata.get("annotations")
+    if want is not None:
+        if not isinstance(annotations, dict):
+            annotations = metadata["annotations"] = {}
+        if annotations.get(HASH_ANNOTATION) != want:
+            annotations[HASH_ANNOTATION] = want
+    elif isinstance(annotations, dict) and HASH_ANNOTATION in annotations:
+        del annotations[HASH_ANNOTATION]
+        if not annotations:
+            del metadata["annotations"]
 
 
 def plan(pod: Pod, state: AuditState) -> Pod:

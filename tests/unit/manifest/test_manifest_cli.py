@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
-    path = tmp_path / "kube-apiserver.yaml"
+    (tmp_path / "manifests").mkdir()
+    path = tmp_path / "manifests" / "kube-apiserver.yaml"
     shutil.copy(FIXTURE, path)
     return path
 
@@ -56,7 +58,8 @@ def test_check_changes_nothing_and_reports_by_exit_code(manifest: Path) -> None:
     ("apiVersion: v1\nkind: Service\n", "expected apiVersion v1, kind Pod"),
 ])
 def test_bad_input_exits_2_naming_the_file_and_writes_nothing(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "kube-apiserver.yaml"
+    (tmp_path / "manifests").mkdir()
+    path = tmp_path / "manifests" / "kube-apiserver.yaml"
     path.write_text(text)
     result = run(str(path), "--enable", "--backup-dir", str(tmp_path / "bak"))
     assert result.returncode == 2
@@ -67,3 +70,43 @@ def test_bad_input_exits_2_naming_the_file_and_writes_nothing(tmp_path: Path, te
 def test_missing_file_exits_2(tmp_path: Path) -> None:
     result = run(str(tmp_path / "nope.yaml"), "--enable")
     assert result.returncode == 2 and "nope.yaml" in result.stderr
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("fifo", "is not a regular file"),
+    ("symlink", "is a symlink to"),
+    ("alias-bomb", "kube-apiserver.yaml:4:7: YAML anchors and aliases are not supported"),
+    ("deep", "nested deeper than 64 levels"),
+    ("metadata-null", "kube-apiserver.yaml:3:11: metadata must be a mapping, got null"),
+    ("backup-is-a-file", "is not a directory"),
+    ("backup-in-manifests-dir", "is inside the manifests dir"),
+])
+def test_hostile_input_is_a_one_line_refusal(tmp_path: Path, kind: str, message: str) -> None:
+    (tmp_path / "manifests").mkdir()
+    path = tmp_path / "manifests" / "kube-apiserver.yaml"
+    backup_dir = tmp_path / "bak"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        shutil.copy(FIXTURE, tmp_path / "real.yaml")
+        path.symlink_to(tmp_path / "real.yaml")
+    elif kind == "alias-bomb":
+        levels = "".join(f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n" for i in range(1, 30))
+        path.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  l0: &l0 [x]\n" + levels)
+    elif kind == "deep":
+        path.write_text("a: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    elif kind == "metadata-null":
+        path.write_text("apiVersion: v1\nkind: Pod\nmetadata: null\nspec: {containers: []}\n")
+    elif kind == "backup-is-a-file":
+        shutil.copy(FIXTURE, path)
+        backup_dir.write_text("not a dir")
+    else:
+        shutil.copy(FIXTURE, path)
+        backup_dir = tmp_path / "manifests"
+    before = {p: (p.lstat().st_mode, p.read_bytes() if p.is_file() and not p.is_fifo() else b"")
+              for p in tmp_path.rglob("*")}
+    result = run(str(path), "--enable", "--backup-dir", str(backup_dir))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "nothing written" in result.stderr and "Traceback" not in result.stderr
+    assert {p: (p.lstat().st_mode, p.read_bytes() if p.is_file() and not p.is_fifo() else b"")
+            for p in tmp_path.rglob("*")} == before

@@ -11,50 +11,8 @@ from pathlib import Path
 import pytest
 
 from components.manifest import node, planner
-from components.manifest.desired import AuditState, NodeRequest
-
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "manifests" / "kubeadm-v1.31.yaml"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def scripted(answers: list[bool], clock: FakeClock) -> node.Waiter:
-    """A probe that answers from a script (the last answer repeats)."""
-    calls: list[str] = []
-
-    def probe(url: str) -> bool:
-        calls.append(url)
-        return answers.pop(0) if len(answers) > 1 else answers[0]
-
-    waiter = node.Waiter(probe=probe, clock=clock, sleep=clock.sleep, interval=1.0)
-    waiter.calls = calls  # type: ignore[attr-defined]
-    return waiter
-
-
-@pytest.fixture
-def etc(tmp_path: Path) -> Path:
-    (tmp_path / "manifests").mkdir()
-    shutil.copy(FIXTURE, tmp_path / "manifests" / "kube-apiserver.yaml")
-    os.chmod(tmp_path / "manifests" / "kube-apiserver.yaml", 0o600)
-    (tmp_path / "audit-policy").mkdir()
-    (tmp_path / "audit-policy" / "apiserver-audit-policy.yaml").write_text("rules: []\n")
-    return tmp_path
-
-
-def request(etc: Path, enabled: bool = True) -> NodeRequest:
-    state = AuditState(enabled=enabled, policy_dir=str(etc / "audit-policy"), log_host_dir=str(etc / "log"),
-                       policy_hash="h1" if enabled else None)
-    return NodeRequest(master="m1", state=state, manifest=str(etc / "manifests" / "kube-apiserver.yaml"),
-                       backup_dir=str(etc / "tmp"), restart_timeout=10, ready_timeout=20)
+from tests.unit.manifest.helpers import FakeClock, scripted
+from tests.unit.manifest.helpers import make_request as request
 
 
 def test_enable_backs_up_writes_atomically_and_waits_for_restart(etc: Path) -> None:

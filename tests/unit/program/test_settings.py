@@ -68,7 +68,8 @@ def test_private_key_never_appears_in_repr_or_errors() -> None:
     ({"log": {"path": "relative.log"}}, SECRETS, r"kube-audit:log\.path: String should match"),
     ({"log": {"path": "/audit.log"}}, SECRETS, r"kube-audit:log\.path: .*inside a directory"),
     ({"log": [1]}, SECRETS, r"kube-audit:log: expected a mapping"),
-    ({"paths": {"backupDir": "/etc/kubernetes/manifests/bak"}}, SECRETS, r"kube-audit:paths: .*inside the manifests dir"),
+    ({"paths": {"backupDir": "/etc/kubernetes/manifests/bak"}}, SECRETS,
+     r"kube-audit:paths\.backupDir: /etc/kubernetes/manifests/bak overlaps kube-audit:paths\.manifest .*the kubelet runs"),
     ({"paths": {"policyFile": "a/b.yaml"}}, SECRETS, r"kube-audit:paths\.policyFile: String should match"),
     ({"insightAgent": {"adopt": "yes"}}, SECRETS, r"kube-audit:insightAgent\.adopt: Input should be a valid boolean"),
     ({"rollout": {"readyTimeoutSeconds": 0}}, SECRETS, r"kube-audit:rollout\.readyTimeoutSeconds: Input should be greater than 0"),
@@ -98,3 +99,12 @@ def test_unreadable_policy_path_is_refused(tmp_path: Path) -> None:
 def test_disabled_stack_needs_no_policy() -> None:
     s = parse(base_config(enabled="false", policy="./missing.yaml"))
     assert s.policy is None and s.audit_state().flags() == []
+
+
+def test_paths_are_normalised_before_they_are_compared_or_used() -> None:
+    s = parse(base_config(paths={"backupDir": "/etc/kubernetes//tmp/", "policyDir": "/etc/./kubernetes/audit-policy"},
+                          log={"hostDir": "/var/log//kubernetes/audit/"}))
+    assert (s.paths.backup_dir, s.paths.policy_dir, s.log.host_dir) == (
+        "/etc/kubernetes/tmp", "/etc/kubernetes/audit-policy", "/var/log/kubernetes/audit")
+    assert s.audit_state().policy_path == "/etc/kubernetes/audit-policy/apiserver-audit-policy.yaml"
+    assert s.rollout.keep_backups == 5

@@ -1,0 +1,59 @@
+"""Build and run the kubelet-decode helper (main.go): the kubelet's static-pod decoding, for tests.
+
+Built once per source version into the kube-audit cache (outside the repo); no pytest dependency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SOURCES = ("go.mod", "go.sum", "main.go")
+
+
+class GoMissingError(RuntimeError):
+    """No Go toolchain here: the kubelet's decoder cannot be built."""
+
+
+def build() -> Path:
+    go = shutil.which("go")
+    if go is None:
+        raise GoMissingError("the Go toolchain ('go') is not on PATH, so k8s.io/apimachinery cannot be built")
+    digest = hashlib.sha256(b"".join((HERE / name).read_bytes() for name in SOURCES)).hexdigest()[:16]
+    base = os.environ.get("KUBE_AUDIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kube-audit")
+    binary = Path(base) / "kubelet-decode" / f"kubelet-decode-{digest}"
+    if binary.exists():
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    tmp = binary.with_name(f".{binary.name}.{os.getpid()}")
+    result = subprocess.run([go, "build", "-o", str(tmp), "."], cwd=HERE, capture_output=True, text=True,
+                            timeout=1800, check=False,
+                            env={**os.environ, "GOFLAGS": (os.environ.get("GOFLAGS", "") + " -mod=readonly").strip()})
+    if result.returncode != 0:
+        raise RuntimeError(f"go build of the kubelet decoder failed (is the Go module proxy reachable?):\n"
+                           f"{result.stderr[-4000:]}")
+    os.replace(tmp, binary)
+    return binary
+
+
+def decode(binary: Path, texts: list[str]) -> list[dict[str, Any]]:
+    """Decode each manifest text as the kubelet does: [{"pod": {...}} or {"error": "..."}], in order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, text in enumerate(texts):
+            path = Path(tmp) / f"{i}.yaml"
+            path.write_text(text)
+            paths.append(str(path))
+        result = subprocess.run([str(binary), *paths], capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    answers: list[dict[str, Any]] = json.loads(result.stdout)
+    return [{k: v for k, v in a.items() if k != "file"} for a in answers]

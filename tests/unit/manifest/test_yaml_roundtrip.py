@@ -1,0 +1,112 @@
+"""The rewrite changes only what it owns, down to the bytes: comments, quotes, flow style, layout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+
+from components.manifest import planner, yamlrt
+from components.manifest.desired import AuditState
+from tests.unit.manifest.test_planner_properties import audit_states, manifests
+
+ROOT = Path(__file__).resolve().parents[3]
+FIXTURES = ROOT / "tests" / "fixtures" / "manifests"
+ALL = sorted(p.name for p in FIXTURES.glob("*.yaml"))
+ON = AuditState(enabled=True, policy_hash="abc123")
+OFF = AuditState(enabled=False)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_loading_and_dumping_gives_back_the_same_bytes(name: str) -> None:
+    text = (FIXTURES / name).read_text()
+    assert planner.render(planner.parse_manifest(text, name), like=text) == text
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n != "stale-hand-made.yaml"])
+def test_disable_after_enable_gives_back_the_same_bytes(name: str) -> None:
+    text = (FIXTURES / name).read_text()
+    enabled = planner.rewrite(text, ON, name)[2]
+    assert enabled != text
+    assert planner.rewrite(enabled, OFF, name)[2] == text
+
+
+def test_enable_adds_lines_and_removes_none() -> None:
+    text = (FIXTURES / "hand-formatted.yaml").read_text()
+    diff = planner.unified_diff(text, planner.rewrite(text, ON, "m")[2], "m").splitlines()
+    removed = [line for line in diff if line.startswith("-") and not line.startswith("---")]
+    assert removed == [], "every comment, quote and flow mapping stays"
+    assert "+        - --audit-policy-file=/etc/kubernetes/audit-policy/apiserver-audit-policy.yaml" in diff, \
+        "the file's own indentation (dash two in from its key) is used"
+
+
+@pytest.mark.parametrize(("policy_hash", "written"), [("1e5", '"1e5"'), ("y", '"y"'), ("0x1F", '"0x1F"'),
+                                                      ("abc123", "abc123"), ("2001-12-14", "'2001-12-14'")])
+def test_strings_we_add_are_quoted_when_the_kubelet_would_read_them_as_another_type(policy_hash: str,
+                                                                                    written: str) -> None:
+    text = (FIXTURES / "kubeadm-v1.31.yaml").read_text()
+    new = planner.rewrite(text, AuditState(enabled=True, policy_hash=policy_hash), "m")[2]
+    assert f"    kube-audit.io/policy-hash: {written}\n" in new
+    assert yamlrt.kubelet_view(new, "m")["metadata"]["annotations"]["kube-audit.io/policy-hash"] == policy_hash
+
+
+def test_split_audit_log_path_dash_is_removed_whole() -> None:
+    text = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n"
+            "  - name: kube-apiserver\n    command:\n    - kube-apiserver\n    - --audit-log-path\n    - '-'\n"
+            "    - --secure-port=6443\n")
+    for state in (ON, OFF):
+        new = planner.rewrite(text, state, "m")[2]
+        tokens = planner.apiserver_container(planner.parse_manifest(new, "m"))["command"]
+        assert "-" not in tokens and tokens.count("--secure-port=6443") == 1
+        assert [t for t in tokens if t.startswith("--audit-log-path")] == ([] if state is OFF else
+                                                                            ["--audit-log-path=/var/log/audit/kube-apiserver-audit.log"])
+
+
+def test_a_layout_we_cannot_keep_shows_in_the_diff() -> None:
+    # `~` is written back as `null` (same value for the kubelet): the diff shows it rather than hide it.
+    text = (FIXTURES / "kubeadm-v1.31.yaml").read_text().replace("creationTimestamp: null", "creationTimestamp: ~")
+    diff = planner.unified_diff(text, planner.rewrite(text, ON, "m")[2], "m")
+    assert "\n-  creationTimestamp: ~\n" in diff and "\n+  creationTimestamp: null\n" in diff
+
+
+def test_alias_bomb_is_refused_without_expanding_it() -> None:
+    levels = "".join(f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n" for i in range(1, 30))
+    text = "apiVersion: v1\nkind: Pod\nmetadata:\n  l0: &l0 [x]\n" + levels + "spec: {}\n"
+    with pytest.raises(planner.ManifestError, match=r"^m:4:7: YAML anchors and aliases are not supported"):
+        planner.parse_manifest(text, "m")
+
+
+def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
+    with pytest.raises(planner.ManifestError, match="nested deeper than 64 levels"):
+        planner.parse_manifest("a: " + "[" * 100_000 + "]" * 100_000 + "\n", "m")
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("state", [ON, OFF, AuditState(enabled=True, log_mode="batch")])
+def test_rewrite_is_idempotent_on_the_bytes(name: str, state: AuditState) -> None:
+    text = (FIXTURES / name).read_text()
+    once = planner.rewrite(text, state, name)[2]
+    assert planner.rewrite(once, state, name)[2] == once
+
+
+def test_cli_diff_is_of_the_bytes_on_disk(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    path = tmp_path / "m" / "kube-apiserver.yaml"
+    path.write_text((FIXTURES / "hand-formatted.yaml").read_text())
+    result = subprocess.run([sys.executable, "-m", "components", "manifest", str(path), "--enable", "--check"],
+                            cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    context = [line for line in result.stdout.splitlines() if line.startswith(" ")]
+    assert "         # authorization stays as kubeadm set it" in context, "unchanged lines are the file's own"
+
+
+@settings(max_examples=25, deadline=None)
+@given(manifests(), audit_states())
+def test_generated_manifests_come_back_byte_for_byte(pod: planner.Pod, state: AuditState) -> None:
+    text = planner.render(pod)
+    enabled = planner.rewrite(text, state, "m")[2]
+    assert planner.rewrite(enabled, state, "m")[2] == enabled
+    assert planner.rewrite(enabled, OFF, "m")[2] == text

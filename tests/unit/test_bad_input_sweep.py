@@ -1,0 +1,307 @@
+"""The bad-input sweep: every kind of bad stack config, policy, manifest and request is refused before
+anything on a node changes, with a message naming the config key or `file:line:col`.
+
+- stack config and policy files go through the real program (`__main__.py`) under Pulumi mocks, with
+  the SSH layer replaced by a tripwire: the run must fail naming the key, declare no resource, and
+  never open a connection;
+- manifests and requests go through the real node program (`node.main apply`) on a temporary
+  /etc/kubernetes: it must exit 2 naming the file (and line and column where there is one), leave
+  every file and directory as it was (bytes, mode, no backup, no log dir) and never probe readiness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import runpy
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import ssh
+from components.manifest import node
+from tests.unit.manifest.helpers import FIXTURE, make_etc, make_request, scripted
+from tests.unit.program.conftest import FAKE_KEY, MASTERS
+
+MAIN = Path(__file__).resolve().parents[2] / "__main__.py"
+KUBEADM = FIXTURE.read_text()
+POLICY_HEAD = "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+
+
+# --- stack config ----------------------------------------------------------------------------------
+
+def cfg(**overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {"masters": MASTERS, "sshPrivateKey": FAKE_KEY}
+    for key, value in overrides.items():
+        if value is None:
+            raw.pop(key)
+        else:
+            raw[key] = value
+    return raw
+
+
+CONFIG = [
+    (cfg(masters=None), r"kube-audit:masters: required"),
+    (cfg(masters=[]), r"kube-audit:masters: the list is empty"),
+    (cfg(masters="master-1,master-2"), r"kube-audit:masters: not a valid list"),
+    (cfg(masters=[{**MASTERS[0], "port": "22"}]), r"kube-audit:masters\[0\]\.port: Input should be a valid integer"),
+    (cfg(masters=[MASTERS[0], {**MASTERS[1], "name": "master-1"}]), r"kube-audit:masters\[1\]\.name: 'master-1' duplicates"),
+    (cfg(masters=[{"name": "Master_1", "host": "h"}]), r"kube-audit:masters\[0\]\.name: String should match"),
+    (cfg(masters=[{"name": "m", "host": "h", "hostKey": "AAAA"}]), r"kube-audit:masters\[0\]\.hostKey: "),
+    (cfg(enabled="yes"), r"kube-audit:enabled: expected true or false"),
+    (cfg(enabeld="true"), r"kube-audit:enabeld: unknown key"),
+    (cfg(log={"maxAge": "30"}), r"kube-audit:log\.maxAge: Input should be a valid integer"),
+    (cfg(log={"maxAge": -1}), r"kube-audit:log\.maxAge: Input should be greater than or equal to 0"),
+    (cfg(log={"mode": "fast"}), r"kube-audit:log\.mode: Input should be"),
+    (cfg(log={"path": "audit.log"}), r"kube-audit:log\.path: String should match"),
+    (cfg(log={"path": "/audit.log"}), r"kube-audit:log\.path: .*inside a directory"),
+    (cfg(log={"hostDir": "/"}), r"kube-audit:log\.hostDir: .*not / itself"),
+    (cfg(log={"hostDir": "/etc/kubernetes/manifests"}), r"kube-audit:log\.hostDir: .*overlaps kube-audit:paths\.manifest"),
+    (cfg(log={"hostDir": "/etc/kubernetes/audit-policy/logs"}), r"kube-audit:log\.hostDir: .*overlaps kube-audit:paths\.policyDir"),
+    (cfg(log={"path": "/etc/kubernetes/audit-policy/audit.log"}),
+     r"kube-audit:paths\.policyDir: .*overlaps kube-audit:log\.path .*inside the apiserver container"),
+    (cfg(paths={"backupDir": "/etc/kubernetes//manifests"}), r"kube-audit:paths\.backupDir: /etc/kubernetes/manifests overlaps"),
+    (cfg(paths={"backupDir": "/etc/kubernetes/manifests/old"}), r"kube-audit:paths\.backupDir: .*overlaps kube-audit:paths\.manifest"),
+    (cfg(paths={"backupDir": "/etc/kubernetes/../tmp"}), r"kube-audit:paths\.backupDir: .*must not contain '\.\.'"),
+    (cfg(paths={"backupDir": "/var/log/kubernetes/audit"}), r"kube-audit:log\.hostDir: .*overlaps kube-audit:paths\.backupDir"),
+    (cfg(paths={"policyDir": "/etc/kubernetes/manifests"}), r"kube-audit:paths\.policyDir: .*overlaps kube-audit:paths\.manifest"),
+    (cfg(paths={"policyDir": "/etc/kubernetes"}), r"kube-audit:paths\.policyDir: /etc/kubernetes overlaps kube-audit:paths\.manifest"),
+    (cfg(paths={"policyFile": ".."}), r"kube-audit:paths\.policyFile: .*not '\.' or '\.\.'"),
+    (cfg(paths={"policyFile": "a/b.yaml"}), r"kube-audit:paths\.policyFile: String should match"),
+    (cfg(paths={"nodeProgramDir": "/etc/kubernetes/manifests/kube-audit"}), r"kube-audit:paths\.nodeProgramDir: .*overlaps"),
+    (cfg(paths={"manifest": "/kube-apiserver.yaml"}), r"kube-audit:paths\.manifest: .*static-pod directory"),
+    (cfg(paths={"manifest": "manifests/kube-apiserver.yaml"}), r"kube-audit:paths\.manifest: String should match"),
+    (cfg(rollout={"keepBackups": 0}), r"kube-audit:rollout\.keepBackups: Input should be greater than or equal to 1"),
+    (cfg(rollout={"readyTimeoutSeconds": "90"}), r"kube-audit:rollout\.readyTimeoutSeconds: Input should be a valid integer"),
+    (cfg(insightAgent={"adopt": "yes"}), r"kube-audit:insightAgent\.adopt: Input should be a valid boolean"),
+    (cfg(sshPrivateKey=None, sshPrivateKeyPassphrase="pw"), r"kube-audit:sshPrivateKeyPassphrase: set, but"),
+    (cfg(sshPrivateKey="hunter2"), r"kube-audit:sshPrivateKey: not a PEM/OpenSSH private key"),
+    (cfg(policy="no-such-profile"), r"kube-audit:policy: unknown audit policy profile 'no-such-profile'"),
+    (cfg(policy="/nonexistent/policy.yaml"), r"kube-audit:policy: /nonexistent/policy.yaml is not a valid audit policy"),
+]
+
+# Policy files: (content, the field and line:col the message must name).
+POLICIES = [
+    (POLICY_HEAD + "rules:\n  - level: Loud\n", r":4:12: rules\[0\]\.level: Unsupported value"),
+    ("apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules:\n  - level: Metadata\n", r":1:13: apiVersion"),
+    ("apiVersion: audit.k8s.io/v1\nkind: Pollicy\nrules:\n  - level: Metadata\n", r":2:7: kind \"Pollicy\""),
+    (POLICY_HEAD + "rules: []\n", r":3:8: policy has no rules"),
+    (POLICY_HEAD + "rules:\n  - level: Metadata\n    nonResourceURLs: [healthz]\n", r":5:23: rules\[0\]\.nonResourceURLs\[0\]"),
+    (POLICY_HEAD + "rules:\n  - level: Metadata\n    nonResourceURLs: [/x]\n    resources: [{group: ''}]\n",
+     r":5:22: rules\[0\]\.nonResourceURLs: .*both"),
+    (POLICY_HEAD + "rules:\n  - level: Metadata\n    resources:\n      - group: rbac.authorization.k8s.io/v1\n",
+     r":6:16: rules\[0\]\.resources\[0\]\.group"),
+    (POLICY_HEAD + "rules:\n  - level: Metadata\n    resources:\n      - group: ''\n        resourceNames: [x]\n",
+     r":7:24: rules\[0\]\.resources\[0\]\.resourceNames"),
+    (POLICY_HEAD + "omitStages: [Sometimes]\nrules:\n  - level: Metadata\n", r":3:14: omitStages\[0\]"),
+    (POLICY_HEAD + "rules:\n  - level: Metadata\n    level: None\n", r":5:5: duplicate key \"level\""),
+    (POLICY_HEAD + "rules: [\n", r":4:1: YAML syntax error"),
+    (POLICY_HEAD + "rules:\n  - level: Metadata\n    verb: [get]\n", r":5:5: rules\[0\]\.verb: unknown field"),
+    ("- a\n- b\n", r":1:1: policy: expected an audit Policy"),
+    (POLICY_HEAD + "rules:\n  - level: Metadata\n    nonResourceURLs: ['/a*b']\n", r":5:23: .*wildcards"),
+    (POLICY_HEAD + "rules:\n  - level: Metadata\n    verbs: get\n", r":5:12: rules\[0\]\.verbs: expected a list"),
+]
+
+
+class TripwireMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        # Filled synchronously by a stack transformation as each resource is constructed, so an
+        # empty list means "none declared", not "not registered yet".
+        self.created: list[str] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None
+
+
+@pytest.fixture
+def no_ssh(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every way the program reaches a master, replaced by a recorder that also fails the call."""
+    contacted: list[str] = []
+
+    def tripwire(*args: Any, **kwargs: Any) -> Any:
+        contacted.append(repr(args)[:80])
+        raise AssertionError("a master was contacted")
+
+    for name in ("open_client", "run", "upload"):
+        monkeypatch.setattr(ssh, name, tripwire)
+    return contacted
+
+
+def run_program(raw: dict[str, Any], mocks: TripwireMocks) -> None:
+    pulumi.runtime.set_mocks(mocks, project="kube-audit", stack="dev", preview=False)
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        mocks.created.append(args.type_)
+
+    pulumi.runtime.register_stack_transformation(record)
+    config = {f"kube-audit:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    secret = [f"kube-audit:{k}" for k in ("sshPrivateKey", "sshPrivateKeyPassphrase") if k in raw]
+    pulumi.runtime.set_all_config(config, secret)
+    runpy.run_path(str(MAIN), run_name="__main__")
+
+
+def _refused_by_the_program(raw: dict[str, Any], message: str, no_ssh: list[str]) -> None:
+    mocks = TripwireMocks()
+    with pytest.raises(pulumi.RunError, match=message) as info:
+        run_program(raw, mocks)
+    assert "Traceback" not in str(info.value)
+    assert mocks.created == [], "no resource declared"
+    assert no_ssh == [], "no master contacted"
+
+
+@pytest.mark.parametrize(("raw", "message"), CONFIG, ids=[f"config-{i}" for i in range(len(CONFIG))])
+def test_bad_stack_config_is_refused_before_any_node(raw: dict[str, Any], message: str, no_ssh: list[str]) -> None:
+    _refused_by_the_program(raw, message, no_ssh)
+
+
+@pytest.mark.parametrize(("text", "where"), POLICIES, ids=[f"policy-{i}" for i in range(len(POLICIES))])
+def test_bad_policy_is_refused_before_any_node(tmp_path: Path, text: str, where: str, no_ssh: list[str]) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(text)
+    _refused_by_the_program(cfg(policy=str(policy)), rf"kube-audit:policy: .*\n{policy}{where}", no_ssh)
+
+
+def test_the_program_does_declare_resources_for_good_input(no_ssh: list[str]) -> None:
+    """The tripwire is live: good input gets past settings and declares the per-master resources."""
+    mocks = TripwireMocks()
+    run_program(cfg(), mocks)
+    assert "kube-audit:index:ApiServerAuditChange" in mocks.created
+
+
+# --- manifests ---------------------------------------------------------------------------------------
+
+M = "manifests/kube-apiserver.yaml"
+
+
+def pod(command: str = "    - kube-apiserver\n    - --secure-port=6443\n", head: str = "", extra: str = "") -> str:
+    return (f"{head}apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: kube-system\n"
+            f"spec:\n  containers:\n  - name: kube-apiserver\n    image: k8s/kube-apiserver:v1.31.0\n"
+            f"    command:\n{command}{extra}")
+
+
+DEEP = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: " + "[" * 5000 + "]" * 5000 + "\n"
+BOMB = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  annotations:\n"
+        "    a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"    {chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)},"
+            f" *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(9))
+        + "spec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver]\n")
+
+# (manifest bytes, or a callable preparing the etc dir; what the message must contain)
+MANIFESTS: list[tuple[Any, str]] = [
+    ("kind: Pod\napiVersion: v1\nspec: {containers: [\n", rf"{M}:4:1: not valid YAML"),
+    ("- just\n- a list\n", rf"{M}: expected a Pod manifest \(a YAML mapping\), got a list"),
+    ("apiVersion: v1\nkind: Service\n", rf"{M}: expected apiVersion v1, kind Pod"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: null\nspec:\n  containers: []\n", rf"{M}:3:11: metadata must be a mapping, got null"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: []\n", rf"{M}:4:7: spec must be a mapping, got a list"),
+    (pod().replace("name: kube-apiserver\n    image", "name: apiserver\n    image"), rf"{M}: no container named 'kube-apiserver'"),
+    (pod(head="", extra="    image: again\n"), rf"{M}:\d+:\d+: not valid YAML: found duplicate key \"image\""),
+    (BOMB, rf"{M}:6:8: YAML anchors and aliases are not supported"),
+    (DEEP, rf"{M}:4:\d+: nested deeper than 64 levels"),
+    (pod() + "---\n" + pod(), rf"{M}:\d+:1: more than one YAML document"),
+    (pod(command="    - !!str kube-apiserver\n"), rf"{M}:11:7: explicit YAML tag"),
+    (pod(extra="    env: [{<<: {name: A, value: b}}]\n"), rf"{M}:\d+:\d+: YAML merge keys"),
+    (pod(command="    - kube-apiserver\n    - --secure-port\n    - 6443\n"),
+     rf"{M}:13:7: spec\.containers\[0\]\.command\[2\] is a number \(6443\) as the kubelet reads it; expected a string"),
+    (pod(command="    - kube-apiserver\n    - y\n"), rf"{M}:12:7: .*command\[1\] is a boolean \(true\)"),
+    (pod(command="    - sh\n    - -c\n    - exec kube-apiserver --secure-port=6443\n"),
+     rf"{M}:11:7: spec\.containers\[0\]\.command runs 'sh', not kube-apiserver"),
+    (pod(command="    - kube-apiserver\n    - --audit-log-path\n"), rf"{M}: spec\.containers\[0\]\.command\[1\]: --audit-log-path is not followed by its value"),
+    (pod(command="    - kube-apiserver\n    - --audit-log-path\n    - --v=2\n"), r"--audit-log-path is not followed by its value .*'--v=2'"),
+    (pod(extra="    volumeMounts: {name: x}\n"), rf"{M}:13:19: spec\.containers\[0\]\.volumeMounts must be a list, got a mapping"),
+    (pod(head="").replace("  namespace: kube-system\n", "  annotations: [a]\n"), rf"{M}:5:16: metadata\.annotations must be a mapping"),
+    (pod(extra="    args: --secure-port=6443\n"), rf"{M}:13:11: spec\.containers\[0\]\.args must be a list, got a string"),
+    (pod() + "  volumes: {a: b}\n", rf"{M}:\d+:\d+: spec\.volumes must be a list of mappings"),
+    (b"apiVersion: v1\nkind: Pod\nmetadata: {name: \xff}\n", rf"{M}: not UTF-8 text"),
+    ("symlink", rf"{M} is a symlink to"),
+    ("fifo", rf"{M} is not a regular file"),
+    ("stray", r"kube-apiserver\.yaml\.bak also declares the kube-apiserver pod"),
+    ("no-policy", r"the audit policy .*apiserver-audit-policy\.yaml is missing"),
+    ("huge", rf"{M} is 10485761 bytes; the kubelet reads static-pod files of up to 10485760"),
+]
+
+
+def prepare(etc: Path, manifest: Any) -> None:
+    path = etc / M
+    if isinstance(manifest, bytes):
+        path.write_bytes(manifest)
+    elif manifest == "symlink":
+        path.rename(etc / "real.yaml")
+        path.symlink_to(etc / "real.yaml")
+    elif manifest == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+    elif manifest == "stray":
+        shutil.copy(path, etc / "manifests" / "kube-apiserver.yaml.bak")
+    elif manifest == "no-policy":
+        (etc / "audit-policy" / "apiserver-audit-policy.yaml").unlink()
+    elif manifest == "huge":
+        path.write_bytes(KUBEADM.encode() + b"#" * (10 * 1024 * 1024 + 1 - len(KUBEADM.encode())))
+    else:
+        path.write_text(manifest)
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes | str]]:
+    """Every entry under root: its mode and its content (or link target); FIFOs are never opened."""
+    result: dict[str, tuple[int, bytes | str]] = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        if path.is_symlink():
+            content: bytes | str = os.readlink(path)
+        elif path.is_file() and not path.is_fifo():
+            content = path.read_bytes()
+        else:
+            content = ""
+        result[str(path.relative_to(root))] = (info.st_mode, content)
+    return result
+
+
+@pytest.mark.parametrize(("manifest", "message"), MANIFESTS, ids=[f"manifest-{i}" for i in range(len(MANIFESTS))])
+def test_bad_manifest_is_refused_with_nothing_written(tmp_path: Path, manifest: Any, message: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    etc = make_etc(tmp_path / "etc")
+    prepare(etc, manifest)
+    before = snapshot(tmp_path)
+    waiter = scripted([True])
+    code = node.main(["apply", "--request", make_request(etc).to_json()], waiter=waiter)
+    err = capsys.readouterr().err.replace(str(etc) + "/", "")
+    assert code == 2, err
+    assert re.search(message, err), err
+    assert "nothing was changed" in err and "Traceback" not in err
+    assert snapshot(tmp_path) == before, "no file or directory written, created or changed"
+    assert waiter.calls == [], "readiness never probed"  # type: ignore[attr-defined]
+
+
+# --- requests ------------------------------------------------------------------------------------------
+
+REQUESTS = [
+    ({"enabled": "false"}, r"state\.enabled: expected true or false, got \"false\""),
+    ({"max_age": "30"}, r"state\.max_age: expected an integer >= 0"),
+    ({"log_mode": "fast"}, r"state\.log_mode: expected null"),
+    ({"policy_file": ".."}, r"state\.policy_file: expected a file name"),
+    ({"colour": "red"}, r"state\.colour: unknown field"),
+]
+
+
+@pytest.mark.parametrize(("state", "message"), REQUESTS, ids=[f"request-{i}" for i in range(len(REQUESTS))])
+def test_bad_request_is_refused_with_nothing_written(tmp_path: Path, state: dict[str, Any], message: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    etc = make_etc(tmp_path / "etc")
+    data = json.loads(make_request(etc).to_json())
+    data["state"].update(state)
+    before = snapshot(tmp_path)
+    waiter = scripted([True])
+    assert node.main(["apply", "--request", json.dumps(data)], waiter=waiter) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert snapshot(tmp_path) == before and waiter.calls == []  # type: ignore[attr-defined]
+
+
+def test_the_sweep_has_at_least_forty_kinds() -> None:
+    assert len(CONFIG) + len(POLICIES) + len(MANIFESTS) + len(REQUESTS) >= 40
