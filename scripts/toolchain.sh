@@ -247,6 +247,9 @@ unit pulumi-language-python-legacy "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION rec
 SHIM_DIR="$SCRIPT_DIR/../toolchain/langhost-shim"
 build_pulumi_language_python() {
     # Our own module with its go.mod/go.sum committed: built in place, nothing resolved at build time.
+    # It must speak the CLI's protocol: the same sdk/v3 as the CLI.
+    grep -q "^[[:space:]]*$PULUMI_SDK $PULUMI_CLI_VERSION\$" "$SHIM_DIR/go.mod" ||
+        fail "$SHIM_DIR/go.mod must require $PULUMI_SDK $PULUMI_CLI_VERSION (the CLI's version)"
     (cd "$SHIM_DIR" && run go build "${BUILD_FLAGS[@]}" -mod=readonly \
         -ldflags "-s -w -X main.version=${PULUMI_LANGHOST_SDK_VERSION#v}" -o "$BIN/.pulumi-language-python.tmp" .)
     mv -f "$BIN/.pulumi-language-python.tmp" "$BIN/pulumi-language-python"
