@@ -217,11 +217,6 @@ class Lab:
             "HELM_DATA_HOME": str(self.state / "helm/data"),
             "PATH": path,
         }
-        venv_python = REPO / ".venv/bin/python"
-        if venv_python.exists():
-            # The language host built here ignores Pulumi.yaml's `virtualenv` option (see
-            # scripts/toolchain.env); naming the venv's python keeps the program on its deps.
-            env["PULUMI_PYTHON_CMD"] = str(venv_python)
         if self.config_file:
             env["KUBE_AUDIT_STACK_CONFIG"] = str(self.stack_config)
         return env

@@ -16,11 +16,11 @@
 #
 # Environment: KUBE_AUDIT_CACHE (cache root), GOTOOLCHAIN (default: local, i.e. the machine's Go).
 #
-# Running pulumi with this toolchain (see the end of the output): put the bin dir on PATH, and,
-# because the Python language host is the one from sdk/v3 v3.68.0 (see toolchain.env), also put
-# the project's virtualenv bin/ first on PATH (or export PULUMI_PYTHON_CMD=<venv>/bin/python);
-# that host cannot run Python policy packs (--policy-pack). No pulumi-resource-command: the proxy
-# refuses it, and the program's SSH layer (components/ssh.py) does not need it. Failures exit 1.
+# Running pulumi with this toolchain (see the end of the output): put the bin dir on PATH. The
+# Python language host is our shim (toolchain/langhost-shim) over the one from sdk/v3 v3.68.0 (see
+# toolchain.env): it honours Pulumi.yaml's / PulumiPolicy.yaml's `virtualenv` and runs Python
+# policy packs (--policy-pack). No pulumi-resource-command: the proxy refuses it, and the
+# program's SSH layer (components/ssh.py) does not need it. Failures exit 1.
 # Offline use also wants PULUMI_SKIP_UPDATE_CHECK=true and
 # PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true.
 set -euo pipefail
@@ -227,19 +227,37 @@ build_pulumi() {
 }
 unit pulumi "$PULUMI_PKG@$PULUMI_CLI_VERSION recipe=$TOOLCHAIN_RECIPE" build_pulumi
 
-# 1b. Python language host (from sdk/v3 at PULUMI_LANGHOST_SDK_VERSION, see toolchain.env)
+# 1b. Python language host: the v3.68 host (see toolchain.env) as pulumi-language-python-legacy,
+#     and our shim (toolchain/langhost-shim) as pulumi-language-python, the name the engine starts.
+#     The shim forwards every call to the legacy host, filled from the ProgramInfo the CLI sends.
 
-build_pulumi_language_python() {
+build_pulumi_language_python_legacy() {
     local w="$WORK/pulumi-language-python"
     new_wrapper "$w" kube-audit.local/toolchain/pulumi-language-python
     (cd "$w" && run go get "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION")
     copy_remote_replaces "$(mod_gomod "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION")" "$w" "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION"
     write_tools "$w" "$PULUMI_SDK/python/cmd/pulumi-language-python"
     tidy "$w"
-    gobuild "$w" pulumi-language-python "$PULUMI_SDK/python/cmd/pulumi-language-python" \
+    gobuild "$w" pulumi-language-python-legacy "$PULUMI_SDK/python/cmd/pulumi-language-python" \
         "-X $PULUMI_SDK/go/common/version.Version=$PULUMI_LANGHOST_SDK_VERSION"
 }
-unit pulumi-language-python "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION recipe=$TOOLCHAIN_RECIPE" \
+unit pulumi-language-python-legacy "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION recipe=$TOOLCHAIN_RECIPE" \
+    build_pulumi_language_python_legacy
+
+SHIM_DIR="$SCRIPT_DIR/../toolchain/langhost-shim"
+build_pulumi_language_python() {
+    # Our own module with its go.mod/go.sum committed: built in place, nothing resolved at build time.
+    # It must speak the CLI's protocol: the same sdk/v3 as the CLI.
+    grep -q "^[[:space:]]*$PULUMI_SDK $PULUMI_CLI_VERSION\$" "$SHIM_DIR/go.mod" ||
+        fail "$SHIM_DIR/go.mod must require $PULUMI_SDK $PULUMI_CLI_VERSION (the CLI's version)"
+    (cd "$SHIM_DIR" && run go build "${BUILD_FLAGS[@]}" -mod=readonly \
+        -ldflags "-s -w -X main.version=${PULUMI_LANGHOST_SDK_VERSION#v}" -o "$BIN/.pulumi-language-python.tmp" .)
+    mv -f "$BIN/.pulumi-language-python.tmp" "$BIN/pulumi-language-python"
+}
+# The pin is the shim's source itself, so any change to it rebuilds the binary.
+SHIM_SUM="$(cd "$SHIM_DIR" && for f in go.mod go.sum *.go; do [[ $f == *_test.go ]] || cat "$f"; done |
+    sha256sum | cut -c1-16)"
+unit pulumi-language-python "langhost-shim@$SHIM_SUM over $PULUMI_LANGHOST_SDK_VERSION recipe=$TOOLCHAIN_RECIPE" \
     build_pulumi_language_python
 
 # 1c. Scripts shipped in sdk/v3 at the Python SDK's version.
@@ -395,7 +413,8 @@ version_line() {
     local b="$BIN/$1"
     case "$1" in
         pulumi) PULUMI_SKIP_UPDATE_CHECK=true "$b" version ;;
-        pulumi-language-python) echo "host from $PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION (no --version flag)" ;;
+        pulumi-language-python-legacy) echo "host from $PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION (no --version flag)" ;;
+        pulumi-language-python) echo "kube-audit shim over pulumi-language-python-legacy" ;;
         pulumi-language-python-exec | pulumi-resource-pulumi-python)
             echo "script from $PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION" ;;
         pulumi-resource-*) plugin_schema_version "$1" ;;
@@ -415,6 +434,5 @@ version_line() {
     done
     # shellcheck disable=SC2016  # $PATH is meant literally
     printf '\nUse: export PATH="%s:$PATH" PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n' "$BIN"
-    printf '     and put the Pulumi project'"'"'s virtualenv bin/ first on PATH (or set PULUMI_PYTHON_CMD).\n'
 }
 exit 0

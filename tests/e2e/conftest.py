@@ -31,7 +31,8 @@ from .harness import E2E  # noqa: E402
 STATE = Path(os.environ.get("KUBE_AUDIT_E2E_LAB") or Path.home() / ".cache/kube-audit/lab-e2e")
 MASTERS = int(os.environ.get("KUBE_AUDIT_E2E_MASTERS", "3"))
 LAB_INDEX = os.environ.get("KUBE_AUDIT_E2E_LAB_INDEX", "1")
-TOOLS = ["kube-apiserver", "etcd", "helm", "pulumi", "pulumi-language-python", "pulumi-resource-kubernetes"]
+TOOLS = ["kube-apiserver", "etcd", "helm", "pulumi", "pulumi-language-python", "pulumi-language-python-legacy",
+         "pulumi-resource-kubernetes"]
 MEASUREMENTS: dict = {}
 
 

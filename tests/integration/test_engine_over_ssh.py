@@ -36,7 +36,8 @@ def stack(tmp_path: Path, ssh_host: SshHost):  # type: ignore[no-untyped-def]
     fake = FakeApiserver(etc / "manifests" / "kube-apiserver.yaml", down_seconds=1.0)
     env = {
         **os.environ,
-        "PATH": f"{ROOT / '.venv' / 'bin'}:{TOOLCHAIN}:{os.environ['PATH']}",
+        # No .venv on PATH: the language host finds the program's venv from Pulumi.yaml itself.
+        "PATH": f"{TOOLCHAIN}:{os.environ['PATH']}",
         "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
         "PULUMI_HOME": str(tmp_path / "home"),
         "PULUMI_CONFIG_PASSPHRASE": "",
