@@ -11,7 +11,7 @@ import pytest
 
 from components.settings import parse_settings
 
-from .conftest import FAKE_KEY, base_config
+from .conftest import FAKE_KEY, agent_plan, base_config
 
 COMMAND = "pulumi-python:dynamic/kube-audit:RemoteCommand"
 FILE = "pulumi-python:dynamic/kube-audit:RemoteFile"
@@ -59,7 +59,7 @@ def build(overrides: dict[str, Any] | None = None) -> tuple[Mocks, dict[str, Rec
     from components.audit_logging import AuditLogging
 
     settings = parse_settings(base_config(**(overrides or {})), {"sshPrivateKey"}, "dev")
-    audit = AuditLogging("audit", settings)
+    audit = AuditLogging("audit", settings, agent_plan(settings))
     return mocks, recorded, audit
 
 
@@ -172,7 +172,7 @@ def test_adopted_release_is_imported_by_namespace_name_and_retained() -> Any:
     release = rec["audit-insight-agent-release"]
     assert release.opts.import_ == "insight-system/insight-agent"
     assert release.opts.retain_on_delete is True
-    assert release.props["name"] == "insight-agent" and release.props["reuse_values"] is True
+    assert release.props["name"] == "insight-agent" and not release.props.get("reuse_values")
     assert release.props["values"]["global"]["exporters"]["auditLog"]["kubeAudit"]["enabled"] is True
 
 
