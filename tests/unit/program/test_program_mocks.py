@@ -204,3 +204,14 @@ def test_skip_await_reaches_the_fluent_bit_patch() -> Any:
     assert rec["audit-insight-agent-release"].props["skip_await"] is True
     _, rec, _ = build()
     assert rec["audit-insight-agent-fluent-bit-restart"].props["metadata"].annotations is None
+
+
+@pulumi.runtime.test
+def test_release_keeps_the_installed_chart_and_passes_the_operators_values() -> Any:
+    _, rec, _ = build()
+    props = rec["audit-insight-agent-release"].props
+    assert (props["chart"], props["version"], props.get("repository_opts")) == (
+        "insight-release/insight-agent", "0.9.1", None)
+    assert props["values"]["fluent-bit"] == {"image": {"repository": "registry.local/fluent-bit"}}
+    assert not props.get("reuse_values") and not props.get("reset_values")
+    assert rec["audit-insight-agent"].props["chartVersion"] == "0.9.1"
