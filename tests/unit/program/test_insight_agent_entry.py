@@ -46,7 +46,7 @@ def https_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, b
     seen: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             seen.append({"path": self.path, "auth": self.headers.get("Authorization")})
             body = json.dumps({"items": [secret(7, "deployed", "1.0.0", config={"marker": "m"})]}).encode()
             self.send_response(200 if self.headers.get("Authorization") == "Bearer t0k" else 401)

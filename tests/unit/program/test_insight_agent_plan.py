@@ -158,7 +158,7 @@ def test_refusals_name_the_settings(tmp_path: Path, kw: dict[str, Any], repos_kw
 def test_alias_without_cached_index_asks_for_repo_update(tmp_path: Path) -> None:
     repos = fake_repos(tmp_path)
     (repos.cache_dir / "insight-release-index.yaml").unlink()
-    with pytest.raises(ReleasePlanError, match="no cached index .* run `helm repo update insight-release`"):
+    with pytest.raises(ReleasePlanError, match=r"no cached index .* run `helm repo update insight-release`"):
         plan_release(settings(), INSTALLED, repos, True)
 
 
