@@ -8,6 +8,7 @@ values) is planned before any resource is declared, from the release as installe
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pulumi
@@ -29,10 +30,21 @@ def gather_release_plan(settings: Settings) -> ReleasePlan | None:
     s = settings.insight_agent
     if not s.enabled:
         return None
+    helm = settings.helm_release_settings
+    driver = helm.get("driver") or os.environ.get("PULUMI_K8S_HELM_DRIVER") or "secret"
+    if driver != "secret":
+        raise ReleasePlanError(f"kubernetes:helmReleaseSettings.driver (or PULUMI_K8S_HELM_DRIVER) is {driver!r}: "
+                               "kube-audit reads the installed release from Helm's default Secret storage only")
+    # Where the provider's Helm finds local repositories: Helm's own env, unless the provider config overrides it.
+    env = dict(os.environ)
+    if helm.get("repositoryConfigPath"):
+        env["HELM_REPOSITORY_CONFIG"] = helm["repositoryConfigPath"]
+    if helm.get("repositoryCache"):
+        env["HELM_REPOSITORY_CACHE"] = helm["repositoryCache"]
     try:
         api = KubeApi.from_kubeconfig(settings.kubeconfig, settings.kube_context)
         installed = read_installed_release(api.get, s.namespace, s.release)
-        return plan_release(s, installed, HelmRepositories.load(), settings.enabled)
+        return plan_release(s, installed, HelmRepositories.load(env), settings.enabled)
     except KubeApiError as exc:
         raise ReleasePlanError(f"reading Helm release {s.namespace}/{s.release} from the cluster "
                                f"(kubernetes:kubeconfig / kubernetes:context): {exc}") from None

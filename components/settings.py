@@ -158,6 +158,8 @@ class Settings(_Strict):
     """`kubernetes:kubeconfig` (contents or path), the provider's own; None: $KUBECONFIG or ~/.kube/config."""
     kube_context: str | None = None
     """`kubernetes:context`."""
+    helm_release_settings: dict[str, str] = Field(default_factory=dict)
+    """`kubernetes:helmReleaseSettings` (driver, repositoryConfigPath, repositoryCache): the provider's Helm."""
 
     def audit_state(self, enabled: bool | None = None) -> AuditState:
         on = self.enabled if enabled is None else enabled
@@ -299,7 +301,20 @@ def parse_settings(
         insight_agent=objects["insightAgent"],
         kubeconfig=(kubernetes or {}).get("kubeconfig") or None,
         kube_context=(kubernetes or {}).get("context") or None,
+        helm_release_settings=_helm_release_settings(kubernetes or {}),
     )
+
+
+def _helm_release_settings(kubernetes: Mapping[str, str]) -> dict[str, str]:
+    if not kubernetes.get("helmReleaseSettings"):
+        return {}
+    try:
+        value = json.loads(kubernetes["helmReleaseSettings"])
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"kubernetes:helmReleaseSettings: not a valid mapping ({exc.msg})") from exc
+    if not isinstance(value, dict):
+        raise SettingsError("kubernetes:helmReleaseSettings: expected a mapping")
+    return {k: str(v) for k, v in value.items() if v is not None}
 
 
 def load_settings() -> Settings:

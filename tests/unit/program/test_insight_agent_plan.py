@@ -209,3 +209,20 @@ def test_only_our_values_change_and_siblings_survive(tmp_path: Path) -> None:
 def test_merge_values_replaces_non_maps() -> None:
     assert merge_values({"a": {"b": 1, "c": [1]}, "d": 1}, {"a": {"c": [2]}, "d": {"e": 1}}) == \
         {"a": {"b": 1, "c": [2]}, "d": {"e": 1}}
+
+
+def test_settings_carry_the_providers_cluster_and_helm_config() -> None:
+    from components.settings import SettingsError, parse_settings
+
+    from .conftest import base_config
+
+    s = parse_settings(base_config(), {"sshPrivateKey"}, "dev", kubernetes={
+        "kubeconfig": "/etc/kube/admin.conf", "context": "prod",
+        "helmReleaseSettings": json.dumps({"repositoryConfigPath": "/r.yaml", "driver": None})})
+    assert (s.kubeconfig, s.kube_context, s.helm_release_settings) == ("/etc/kube/admin.conf", "prod",
+                                                                       {"repositoryConfigPath": "/r.yaml"})
+    default = parse_settings(base_config(), {"sshPrivateKey"}, "dev").insight_agent
+    assert (default.chart, default.repository, default.version) == ("insight-agent", "insight-release", None)
+    assert default.global_management_audit_value == "global.exporters.auditLog.ghippoAudit.enabled"
+    with pytest.raises(SettingsError, match="kubernetes:helmReleaseSettings: expected a mapping"):
+        parse_settings(base_config(), {"sshPrivateKey"}, "dev", kubernetes={"helmReleaseSettings": "[]"})
