@@ -14,12 +14,11 @@ measurements, `insight_agent_steps`).
 This module sorts after test_lifecycle.py on purpose: it turns audit on and off on master 1, which
 leaves that master's (never deleted) audit log dir behind, and the lifecycle test starts from a
 master that never had one. It ends by destroying its stack (audit off on master 1, the adopted
-release kept), uninstalling its release and removing its namespace and Helm home.
+release kept), uninstalling its release and removing its Helm home and chart repository.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -35,7 +34,6 @@ import yaml
 
 from lab import stack as labstack
 from lab.config import Lab, find_binary
-from lab.kube import ApiError
 
 from .chart_repo import IMAGE_TAGS, ChartRepository
 from .harness import E2E
@@ -135,9 +133,8 @@ def pin(e2e: E2E) -> Iterator[Pin]:
         p.pulumi("destroy", "--yes", "--skip-preview", check=False)
         p.pulumi("stack", "rm", "--yes", "--force", check=False)
         Path(lab.stack_config).unlink(missing_ok=True)
+        # The namespace stays (empty): the lab has no namespace controller to finish deleting it.
         p.helm("uninstall", RELEASE, "-n", NS, check=False)
-        with contextlib.suppress(ApiError):
-            e2e.client().delete(f"/api/v1/namespaces/{NS}")
         repo.close()
         shutil.rmtree(helm_home, ignore_errors=True)
 
