@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from components.helm_state import (
     HelmRepositories,
@@ -26,6 +29,7 @@ from components.settings import InsightAgentSettings
 from .conftest import INSTALLED, fake_repos
 
 MARKER = {"fluent-bit": {"image": {"repository": "registry.local/fluent-bit"}}}
+REPOS = fake_repos()
 
 
 def helm_record(revision: int, status: str, version: str, config: dict[str, Any] | None = None,
@@ -226,3 +230,37 @@ def test_settings_carry_the_providers_cluster_and_helm_config() -> None:
     assert default.global_management_audit_value == "global.exporters.auditLog.ghippoAudit.enabled"
     with pytest.raises(SettingsError, match="kubernetes:helmReleaseSettings: expected a mapping"):
         parse_settings(base_config(), {"sshPrivateKey"}, "dev", kubernetes={"helmReleaseSettings": "[]"})
+
+
+def _leaves(d: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    out: dict[tuple[str, ...], Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_leaves(v, (*prefix, k)))
+        else:
+            out[(*prefix, k)] = v
+    return out
+
+
+_keys = st.sampled_from(["global", "exporters", "auditLog", "kubeAudit", "enabled", "fluent-bit", "image", "x"])
+_values: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3) | st.lists(st.integers(), max_size=2),
+    lambda children: st.dictionaries(_keys, children, max_size=4), max_leaves=8)
+
+
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=st.dictionaries(_keys, _values, max_size=4), kube=st.booleans(), ghippo=st.booleans())
+def test_property_the_plan_changes_only_our_two_values(config: dict[str, Any], kube: bool, ghippo: bool) -> None:
+    installed = InstalledRelease("insight-agent", "insight-system", 1, "deployed", "insight-agent", "0.9.1", config)
+    plan = plan_release(settings(collectGlobalManagementAudit=ghippo), installed, REPOS, kube)
+    ours = {("global", "exporters", "auditLog", "kubeAudit", "enabled"): kube,
+            ("global", "exporters", "auditLog", "ghippoAudit", "enabled"): ghippo}
+    got = _leaves(plan.values)
+    for path, value in ours.items():
+        assert got[path] == value
+    for path, value in _leaves(config).items():
+        # Every operator leaf survives unless it sits on (or under) one of our two paths.
+        if not any(path[:len(p)] == p or p[:len(path)] == path for p in ours):
+            assert got[path] == value, path
+    assert plan.version == "0.9.1" and plan.chart == "insight-release/insight-agent"
+    assert set(got) - set(_leaves(config)) <= set(ours), "nothing but our values is added"
