@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import gzip
 import json
 import os
@@ -94,6 +95,17 @@ def current_release(revisions: Iterable[InstalledRelease], where: str) -> Instal
 
 # -- local chart repositories (helm repo add / update) ---------------------------------------------
 
+@functools.lru_cache(maxsize=8)
+def _index_versions(path: str, mtime_ns: int, size: int, alias: str) -> dict[str, tuple[str, ...]]:
+    """chart -> versions of one cached index (a big repository's index is parsed once per run)."""
+    try:
+        doc = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    except yaml.YAMLError as exc:
+        raise HelmStateError(f"{path}: not YAML ({exc}); run `helm repo update {alias}`") from None
+    return {str(name): tuple(str(v.get("version")) for v in entries or [] if isinstance(v, dict))
+            for name, entries in (doc.get("entries") or {}).items()}
+
+
 def _home_dir(env: Mapping[str, str], var: str, xdg: str, fallback: str) -> Path:
     if env.get(var):
         return Path(env[var])
@@ -133,11 +145,8 @@ class HelmRepositories:
         index = self.cache_dir / f"{alias}-index.yaml"
         if not index.is_file():
             return None
-        try:
-            doc = yaml.load(index.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-        except yaml.YAMLError as exc:
-            raise HelmStateError(f"{index}: not YAML ({exc}); run `helm repo update {alias}`") from None
-        return [str(v.get("version")) for v in (doc.get("entries") or {}).get(chart) or [] if isinstance(v, dict)]
+        st = index.stat()
+        return list(_index_versions(str(index), st.st_mtime_ns, st.st_size, alias).get(chart, ()))
 
     def alias_for_url(self, url: str) -> str | None:
         want = url.rstrip("/")
