@@ -143,15 +143,20 @@ def _manifest(e2e: E2E) -> str:
     return e2e.hosts[0].manifest.read_text()
 
 
+HEADER = re.compile(r"^\s*[-+~=<>]{0,3}\s*[a-z][\w-]*:[\w./-]+:\w+: \([\w-]+\)")
+
+
 def release_block(out: str) -> str:
-    """The preview's lines for the Release resource (its header up to the next resource header)."""
-    lines = out.splitlines()
-    start = next((i for i, line in enumerate(lines) if "kubernetes:helm.sh/v3:Release" in line), None)
-    if start is None:
-        return ""
-    end = next((j for j in range(start + 1, len(lines)) if re.match(r"^\s*[-+~=<>]*\s*(pulumi|kube-audit|kubernetes):",
-                                                                      lines[j].strip())), len(lines))
-    return "\n".join(lines[start:end])
+    """The preview's lines for the Release (its import and update entries), headers included."""
+    keep, inside = [], False
+    for line in out.splitlines():
+        if HEADER.match(line):
+            inside = "kubernetes:helm.sh/v3:Release:" in line
+        elif line.strip().startswith(("--outputs:--", "Resources:")):
+            inside = False
+        if inside:
+            keep.append(line)
+    return "\n".join(keep)
 
 
 class TestToggleKeepsAgent:
@@ -177,6 +182,8 @@ class TestToggleKeepsAgent:
         block = release_block(r.stdout)
         assert block, r.stdout
         assert "kubeAudit" in block, block
+        # The import records the chart under the local alias, which is what the program asks for.
+        assert re.search(r'^\s*chart\s*:\s*"insight-release/insight-agent"', block, re.M), block
         assert not re.search(r"^\s*[~+-]\s*version\b", block, re.M), f"the chart version must not change:\n{block}"
         assert not re.search(r"^\s*[~+-]\s*chart\b", block, re.M), f"no chart change for the imported release:\n{block}"
         assert not re.search(r"^\s*-\s*.*fluent-bit", block, re.M), f"operator values shown as removed:\n{block}"
