@@ -224,9 +224,12 @@ class TestToggleKeepsAgent:
         before = pin.snapshot("before_pin")
         pin.config(insightAgent={"namespace": NS, "skipAwait": True, "version": "1.2.0"})
         r = pin.pulumi("preview", "--diff")
-        pin.e2e.m["insight_agent_preview_pin"] = r.stdout[-4000:]
-        (pin.e2e.lab.state / "insight-agent-pin-preview.txt").write_text(r.stdout)
-        assert "UPGRADES insight-agent from 1.0.0 to 1.2.0" in r.stdout, r.stdout
+        # Non-interactive, the CLI writes the diff to stdout and diagnostics (our warning) to stderr.
+        shown = r.stdout + r.stderr
+        pin.e2e.m["insight_agent_preview_pin"] = shown[-4000:]
+        (pin.e2e.lab.state / "insight-agent-pin-preview.txt").write_text(shown)
+        assert re.search(r"warning: .*kube-audit:insightAgent.version pins 1.2.0, the cluster runs 1.0.0: this update "
+                         r"UPGRADES insight-agent from 1.0.0 to 1.2.0", shown), shown
         block = release_block(r.stdout)
         assert re.search(r"^\s*~\s*version\s*:\s*\"1.0.0\"\s*=>\s*\"1.2.0\"", block, re.M), block
         pin.pulumi("up", "--yes", "--skip-preview")
