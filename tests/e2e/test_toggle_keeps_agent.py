@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,13 @@ class Pin:
     helm_bin: Path
     repo: ChartRepository
 
-    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def pulumi(self, *args: str, check: bool = True, label: str | None = None) -> subprocess.CompletedProcess[str]:
         cmd = labstack.pulumi_cmd(self.lab, *args, "--non-interactive")
+        t = time.monotonic()
         r = subprocess.run(cmd, cwd=labstack.REPO, env=self.env, capture_output=True, text=True, timeout=1200,
                            check=False)
+        if label:
+            self.e2e.m.setdefault("insight_agent_seconds", {})[label] = round(time.monotonic() - t, 1)
         if check and r.returncode != 0:
             raise AssertionError(f"`pulumi {' '.join(args)}` exited {r.returncode}:\n{r.stdout[-6000:]}\n"
                                  f"{r.stderr[-3000:]}")
@@ -177,7 +181,7 @@ class TestToggleKeepsAgent:
         pin.helm("repo", "add", "insight-release", pin.repo.url)
 
     def test_preview_of_enable_shows_only_our_value(self, pin: Pin):
-        r = pin.pulumi("preview", "--diff")
+        r = pin.pulumi("preview", "--diff", label="preview_enable")
         pin.e2e.m["insight_agent_preview_enable"] = r.stdout[-4000:]
         block = release_block(r.stdout)
         assert block, r.stdout
@@ -191,7 +195,7 @@ class TestToggleKeepsAgent:
 
     def test_enable_keeps_version_and_marker_and_restarts_fluent_bit_once(self, pin: Pin):
         before = pin.snapshot("before_enable")
-        pin.pulumi("up", "--yes", "--skip-preview")
+        pin.pulumi("up", "--yes", "--skip-preview", label="up_enable")
         after = pin.snapshot("enabled")
         assert after["chart"] == "insight-agent-1.0.0" and after["revision"] == before["revision"] + 1, after
         assert after["marker"] == MARKER and after["kubeAudit"] is True, after
@@ -204,15 +208,15 @@ class TestToggleKeepsAgent:
         pin.repo.publish("1.2.0")
         pin.helm("repo", "update", "insight-release")  # the worst case: the local index knows 1.2.0 too
         assert "1.2.0" in pin.helm("search", "repo", "insight-release/insight-agent", "--versions")
-        pin.pulumi("preview", "--expect-no-changes")
-        pin.pulumi("up", "--yes", "--skip-preview")
+        pin.pulumi("preview", "--expect-no-changes", label="preview_noop")
+        pin.pulumi("up", "--yes", "--skip-preview", label="up_noop")
         after = pin.snapshot("after_newer_chart_noop_up")
         assert after == {**before}, "a no-change up after a newer chart appeared changed something"
 
     def test_disable_keeps_version_and_marker(self, pin: Pin):
         before = pin.snapshot("before_disable")
         pin.config(enabled="false")
-        pin.pulumi("up", "--yes", "--skip-preview")
+        pin.pulumi("up", "--yes", "--skip-preview", label="up_disable")
         after = pin.snapshot("disabled")
         assert after["chart"] == "insight-agent-1.0.0" and after["revision"] == before["revision"] + 1, after
         assert after["marker"] == MARKER and after["kubeAudit"] is False, after
@@ -223,7 +227,7 @@ class TestToggleKeepsAgent:
     def test_pinning_a_newer_version_warns_and_takes_the_new_defaults(self, pin: Pin):
         before = pin.snapshot("before_pin")
         pin.config(insightAgent={"namespace": NS, "skipAwait": True, "version": "1.2.0"})
-        r = pin.pulumi("preview", "--diff")
+        r = pin.pulumi("preview", "--diff", label="preview_pin")
         # Non-interactive, the CLI writes the diff to stdout and diagnostics (our warning) to stderr.
         shown = r.stdout + r.stderr
         pin.e2e.m["insight_agent_preview_pin"] = shown[-4000:]
@@ -232,7 +236,7 @@ class TestToggleKeepsAgent:
                          r"UPGRADES insight-agent from 1.0.0 to 1.2.0", shown), shown
         block = release_block(r.stdout)
         assert re.search(r"^\s*~\s*version\s*:\s*\"1.0.0\"\s*=>\s*\"1.2.0\"", block, re.M), block
-        pin.pulumi("up", "--yes", "--skip-preview")
+        pin.pulumi("up", "--yes", "--skip-preview", label="up_pin")
         after = pin.snapshot("pinned_1.2.0")
         assert after["chart"] == "insight-agent-1.2.0" and after["revision"] == before["revision"] + 1, after
         assert after["marker"] == MARKER and after["kubeAudit"] is False, after
