@@ -140,6 +140,7 @@ def pin(e2e: E2E) -> Iterator[Pin]:
         # The namespace stays (empty): the lab has no namespace controller to finish deleting it.
         p.helm("uninstall", RELEASE, "-n", NS, check=False)
         repo.close()
+        shutil.rmtree(repo.root.parent, ignore_errors=True)
         shutil.rmtree(helm_home, ignore_errors=True)
 
 
