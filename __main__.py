@@ -6,6 +6,8 @@ Config is read and validated in one place (components/settings.py) before any re
 import pulumi
 
 from components.audit_logging import AuditLogging
+from components.insight_agent import gather_release_plan
+from components.insight_agent_plan import ReleasePlanError
 from components.settings import SettingsError, load_settings
 
 try:
@@ -14,6 +16,13 @@ except SettingsError as error:
     # A plain message naming the key beats a traceback; raising stops the run before any resource.
     raise pulumi.RunError(f"invalid stack configuration:\n{error}") from None
 
-audit = AuditLogging("audit", settings)
+try:
+    # Reads the cluster (Helm's record of insight-agent) before any resource exists, so a refusal
+    # changes nothing on any node.
+    agent_plan = gather_release_plan(settings)
+except ReleasePlanError as error:
+    raise pulumi.RunError(f"insight-agent:\n{error}") from None
+
+audit = AuditLogging("audit", settings, agent_plan)
 pulumi.export("enabled", settings.enabled)
 pulumi.export("masters", audit.masters)

@@ -6,6 +6,7 @@ import pulumi
 
 from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs
 from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
+from components.insight_agent_plan import ReleasePlan
 from components.node_program import NodeProgram, NodeProgramArgs, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.settings import Settings
@@ -23,7 +24,8 @@ class AuditLogging(pulumi.ComponentResource):
     masters: pulumi.Output[dict[str, dict[str, object]]]
     """Per master: auditEnabled, policyHash, hostLogPath and the node's report."""
 
-    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: Settings, agent_plan: ReleasePlan | None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         props = {"stack": settings.stack, "enabled": settings.enabled, "logMaxAge": settings.log.max_age,
                  "logMaxBackup": settings.log.max_backup, "logMaxSize": settings.log.max_size}
         super().__init__("kube-audit:index:AuditLogging", name, props, opts)
@@ -57,9 +59,9 @@ class AuditLogging(pulumi.ComponentResource):
                 "report": report,
             })
 
-        if settings.insight_agent.enabled:
+        if agent_plan is not None:
             InsightAgentAuditCollection(f"{name}-insight-agent", InsightAgentArgs(
-                settings=settings.insight_agent, collect_kube_audit=settings.enabled),
+                settings=settings.insight_agent, collect_kube_audit=settings.enabled, plan=agent_plan),
                 pulumi.ResourceOptions(parent=self, depends_on=previous))
 
         self.masters = pulumi.Output.all(**outputs)  # type: ignore[arg-type]

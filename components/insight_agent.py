@@ -1,40 +1,55 @@
 """insight-agent's audit-log collection: one Helm value, and a FluentBit restart when it flips.
 
 DCE installs insight-agent itself, so by default the release is adopted (imported by
-`namespace/name`) and never uninstalled by a destroy. Only our values are set; `reuse_values` keeps
-every value the release already has.
+`namespace/name`) and never uninstalled by a destroy. What the Release gets (chart, version,
+values) is planned before any resource is declared, from the release as installed
+(components/insight_agent_plan.py): only our values change, never the chart.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.settings import InsightAgentSettings
+from components.helm_state import HelmRepositories, HelmStateError, read_installed_release
+from components.insight_agent_plan import ReleasePlan, ReleasePlanError, plan_release
+from components.kubeapi import KubeApi, KubeApiError
+from components.settings import InsightAgentSettings, Settings
 
-KUBE_AUDIT_VALUE = ("global", "exporters", "auditLog", "kubeAudit", "enabled")
-# Assumption, documented in the README: DCE's guide only shows deleting the ghippo INPUT from the
-# FluentBit ConfigMap by hand, which the next `helm upgrade` undoes; a chart value is the durable way.
-GHIPPO_AUDIT_VALUE = ("global", "exporters", "auditLog", "ghippoAudit", "enabled")
 RESTART_ANNOTATION = "kube-audit.io/audit-collection"
 
 
-def _nested(path: tuple[str, ...], value: Any, into: dict[str, Any]) -> dict[str, Any]:
-    node = into
-    for key in path[:-1]:
-        node = node.setdefault(key, {})
-    node[path[-1]] = value
-    return into
+def gather_release_plan(settings: Settings) -> ReleasePlan | None:
+    """Read the installed release (cluster) and the local Helm repositories, then plan; None if unmanaged.
 
-
-def release_values(collect_kube_audit: bool, collect_global_management: bool) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    _nested(KUBE_AUDIT_VALUE, collect_kube_audit, values)
-    _nested(GHIPPO_AUDIT_VALUE, collect_global_management, values)
-    return values
+    Runs before any resource is declared, so a refusal changes nothing anywhere.
+    """
+    s = settings.insight_agent
+    if not s.enabled:
+        return None
+    helm = settings.helm_release_settings
+    driver = helm.get("driver") or os.environ.get("PULUMI_K8S_HELM_DRIVER") or "secret"
+    if driver != "secret":
+        raise ReleasePlanError(f"kubernetes:helmReleaseSettings.driver (or PULUMI_K8S_HELM_DRIVER) is {driver!r}: "
+                               "kube-audit reads the installed release from Helm's default Secret storage only")
+    # Where the provider's Helm finds local repositories: Helm's own env, unless the provider config overrides it.
+    env = dict(os.environ)
+    if helm.get("repositoryConfigPath"):
+        env["HELM_REPOSITORY_CONFIG"] = helm["repositoryConfigPath"]
+    if helm.get("repositoryCache"):
+        env["HELM_REPOSITORY_CACHE"] = helm["repositoryCache"]
+    try:
+        api = KubeApi.from_kubeconfig(settings.kubeconfig, settings.kube_context)
+        installed = read_installed_release(api.get, s.namespace, s.release)
+        return plan_release(s, installed, HelmRepositories.load(env), settings.enabled)
+    except KubeApiError as exc:
+        raise ReleasePlanError(f"reading Helm release {s.namespace}/{s.release} from the cluster "
+                               f"(kubernetes:kubeconfig / kubernetes:context): {exc}") from None
+    except HelmStateError as exc:
+        raise ReleasePlanError(str(exc)) from None
 
 
 def restart_key(collect_kube_audit: bool, collect_global_management: bool) -> str:
@@ -51,6 +66,8 @@ class InsightAgentArgs:
     """Release coordinates and options."""
     collect_kube_audit: bool
     """The stack's `enabled`: whether FluentBit tails the apiserver audit log dir."""
+    plan: ReleasePlan
+    """Chart, version and values, from gather_release_plan."""
 
 
 class InsightAgentAuditCollection(pulumi.ComponentResource):
@@ -61,7 +78,11 @@ class InsightAgentAuditCollection(pulumi.ComponentResource):
         ghippo = s.collect_global_management_audit
         super().__init__("kube-audit:index:InsightAgentAuditCollection", name,
                          {"kubeAuditCollection": args.collect_kube_audit, "globalManagementAuditCollection": ghippo,
-                          "release": f"{s.namespace}/{s.release}"}, opts)
+                          "release": f"{s.namespace}/{s.release}", "chartVersion": args.plan.version}, opts)
+        plan = args.plan
+        for warning in plan.warnings:
+            # Shown in the preview itself: an upgrade of the agent must never be a quiet `~ version` line.
+            pulumi.log.warn(warning, resource=self)
         release_opts = pulumi.ResourceOptions(
             parent=self,
             import_=f"{s.namespace}/{s.release}" if s.adopt else None,
@@ -73,11 +94,12 @@ class InsightAgentAuditCollection(pulumi.ComponentResource):
             f"{name}-release",
             name=s.release,
             namespace=s.namespace,
-            chart=s.chart,
-            version=s.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=s.repository) if s.repository else None,
-            values=release_values(args.collect_kube_audit, ghippo),
-            reuse_values=True,
+            chart=plan.chart,
+            version=plan.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=plan.repository_url) if plan.repository_url else None,
+            # The release's own values plus ours, explicitly: reset-then-reuse (see insight_agent_plan).
+            values=plan.values,
+            allow_null_values=True if plan.allow_null_values else None,
             skip_await=s.skip_await,
             timeout=s.timeout_seconds,
             opts=release_opts,

@@ -154,11 +154,15 @@ class InsightAgentSettings(_Strict):
     enabled: bool = True
     namespace: str = "insight-system"
     release: str = "insight-agent"
-    chart: str = "insight-agent"
-    repository: str | None = None
-    version: str | None = None
+    chart: Annotated[str, Field(min_length=1)] = "insight-agent"
+    # DCE's procedure adds this alias (`helm repo add insight-release ...`) before its `helm upgrade`.
+    repository: Annotated[str, Field(min_length=1)] = "insight-release"
+    version: Annotated[str, Field(min_length=1)] | None = None
     adopt: bool = True
     collect_global_management_audit: bool = Field(default=True, alias="collectGlobalManagementAudit")
+    # An assumption about the insight-agent chart (see README); a setting so it can be pointed elsewhere.
+    global_management_audit_value: Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] = Field(
+        default="global.exporters.auditLog.ghippoAudit.enabled", alias="globalManagementAuditValue")
     fluent_bit_daemon_set: str = Field(default="insight-agent-fluent-bit", alias="fluentBitDaemonSet")
     skip_await: bool = Field(default=False, alias="skipAwait")
     timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=300, alias="timeoutSeconds")
@@ -186,6 +190,12 @@ class Settings(_Strict):
     paths: PathSettings
     rollout: RolloutSettings
     insight_agent: InsightAgentSettings
+    kubeconfig: str | None = None
+    """`kubernetes:kubeconfig` (contents or path), the provider's own; None: $KUBECONFIG or ~/.kube/config."""
+    kube_context: str | None = None
+    """`kubernetes:context`."""
+    helm_release_settings: dict[str, str] = Field(default_factory=dict)
+    """`kubernetes:helmReleaseSettings` (driver, repositoryConfigPath, repositoryCache): the provider's Helm."""
 
     def audit_state(self, enabled: bool | None = None) -> AuditState:
         on = self.enabled if enabled is None else enabled
@@ -316,9 +326,14 @@ def _check_dirs_apart(log: LogSettings, paths: PathSettings) -> None:
 
 
 def parse_settings(
-    raw: Mapping[str, str], secret_keys: set[str], stack: str, base_dir: Path = PROJECT_DIR
+    raw: Mapping[str, str], secret_keys: set[str], stack: str, base_dir: Path = PROJECT_DIR,
+    kubernetes: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Validate raw config (key without namespace -> string, objects as JSON) into Settings."""
+    """Validate raw config (key without namespace -> string, objects as JSON) into Settings.
+
+    `kubernetes` holds the provider's own `kubernetes:kubeconfig` / `kubernetes:context` (without the
+    namespace): the program reads the installed insight-agent release through the same cluster.
+    """
     unknown = sorted(set(raw) - _KNOWN_KEYS)
     if unknown:
         raise SettingsError(
@@ -355,7 +370,22 @@ def parse_settings(
         paths=objects["paths"],
         rollout=objects["rollout"],
         insight_agent=objects["insightAgent"],
+        kubeconfig=(kubernetes or {}).get("kubeconfig") or None,
+        kube_context=(kubernetes or {}).get("context") or None,
+        helm_release_settings=_helm_release_settings(kubernetes or {}),
     )
+
+
+def _helm_release_settings(kubernetes: Mapping[str, str]) -> dict[str, str]:
+    if not kubernetes.get("helmReleaseSettings"):
+        return {}
+    try:
+        value = json.loads(kubernetes["helmReleaseSettings"])
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"kubernetes:helmReleaseSettings: not a valid mapping ({exc.msg})") from exc
+    if not isinstance(value, dict):
+        raise SettingsError("kubernetes:helmReleaseSettings: expected a mapping")
+    return {k: str(v) for k, v in value.items() if v is not None}
 
 
 def load_settings() -> Settings:
@@ -371,4 +401,5 @@ def load_settings() -> Settings:
         k for k in everything if runtime_config.is_config_secret(k)
     }
     secret = {k[len(prefix):] for k in secret_names if k.startswith(prefix)}
-    return parse_settings(raw, secret, pulumi.get_stack())
+    kubernetes = {k[len("kubernetes:"):]: str(v) for k, v in everything.items() if k.startswith("kubernetes:")}
+    return parse_settings(raw, secret, pulumi.get_stack(), kubernetes=kubernetes)

@@ -11,7 +11,7 @@ import pytest
 
 from components.settings import parse_settings
 
-from .conftest import FAKE_KEY, base_config
+from .conftest import FAKE_KEY, agent_plan, base_config
 
 COMMAND = "pulumi-python:dynamic/kube-audit:RemoteCommand"
 FILE = "pulumi-python:dynamic/kube-audit:RemoteFile"
@@ -59,7 +59,7 @@ def build(overrides: dict[str, Any] | None = None) -> tuple[Mocks, dict[str, Rec
     from components.audit_logging import AuditLogging
 
     settings = parse_settings(base_config(**(overrides or {})), {"sshPrivateKey"}, "dev")
-    audit = AuditLogging("audit", settings)
+    audit = AuditLogging("audit", settings, agent_plan(settings))
     return mocks, recorded, audit
 
 
@@ -172,7 +172,7 @@ def test_adopted_release_is_imported_by_namespace_name_and_retained() -> Any:
     release = rec["audit-insight-agent-release"]
     assert release.opts.import_ == "insight-system/insight-agent"
     assert release.opts.retain_on_delete is True
-    assert release.props["name"] == "insight-agent" and release.props["reuse_values"] is True
+    assert release.props["name"] == "insight-agent" and not release.props.get("reuse_values")
     assert release.props["values"]["global"]["exporters"]["auditLog"]["kubeAudit"]["enabled"] is True
 
 
@@ -204,3 +204,14 @@ def test_skip_await_reaches_the_fluent_bit_patch() -> Any:
     assert rec["audit-insight-agent-release"].props["skip_await"] is True
     _, rec, _ = build()
     assert rec["audit-insight-agent-fluent-bit-restart"].props["metadata"].annotations is None
+
+
+@pulumi.runtime.test
+def test_release_keeps_the_installed_chart_and_passes_the_operators_values() -> Any:
+    _, rec, _ = build()
+    props = rec["audit-insight-agent-release"].props
+    assert (props["chart"], props["version"], props.get("repository_opts")) == (
+        "insight-release/insight-agent", "0.9.1", None)
+    assert props["values"]["fluent-bit"] == {"image": {"repository": "registry.local/fluent-bit"}}
+    assert not props.get("reuse_values") and not props.get("reset_values")
+    assert rec["audit-insight-agent"].props["chartVersion"] == "0.9.1"

@@ -1,0 +1,70 @@
+"""A real Helm chart repository on the lab bridge, holding versions of the stand-in insight-agent chart.
+
+Each version is the fixture chart (tests/fixtures/insight-agent) with its Chart.yaml version set and
+one chart default changed per version (FluentBit's image tag), packaged with the real `helm
+package` and indexed with `helm repo index`, then served over HTTP on the lab's bridge address, as
+DCE's chart repository serves the real chart. A changed default is what tells "the new chart's
+defaults" apart from `--reuse-values`' hybrid (new templates, old defaults).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/insight-agent"
+# The chart default each version ships: a later version bumps FluentBit, as real chart releases do.
+IMAGE_TAGS = {"1.0.0": "2.2.0", "1.1.0": "2.2.1", "1.2.0": "3.0.0"}
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class ChartRepository:
+    """Packages chart versions into `root` and serves `root` at http://<address>:<port>."""
+
+    def __init__(self, helm: Path, root: Path, address: str, env: dict[str, str]) -> None:
+        self.helm, self.root, self.env = helm, root, env
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        self._server = ThreadingHTTPServer((address, 0), partial(_Quiet, directory=str(root)))
+        self.url = f"http://{address}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def publish(self, version: str) -> None:
+        """Package the stand-in chart at `version` and re-index the repository."""
+        src = self.root.parent / f"chart-src-{version}/insight-agent"
+        shutil.rmtree(src.parent, ignore_errors=True)
+        shutil.copytree(FIXTURE, src)
+        chart = yaml.safe_load((src / "Chart.yaml").read_text())
+        chart.update(version=version, appVersion=version)
+        (src / "Chart.yaml").write_text(yaml.safe_dump(chart, sort_keys=False))
+        values = yaml.safe_load((src / "values.yaml").read_text())
+        values["fluent-bit"]["image"]["tag"] = IMAGE_TAGS[version]
+        (src / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+        self._helm("package", str(src), "--destination", str(self.root))
+        self._helm("repo", "index", str(self.root), "--url", self.url)
+
+    def versions(self) -> list[str]:
+        index = yaml.safe_load((self.root / "index.yaml").read_text())
+        return sorted(e["version"] for e in index["entries"]["insight-agent"])
+
+    def _helm(self, *args: str) -> str:
+        r = subprocess.run([str(self.helm), *args], env=self.env, capture_output=True, text=True, timeout=120,
+                           check=False)
+        if r.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} exited {r.returncode}: {r.stderr}")
+        return r.stdout
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
