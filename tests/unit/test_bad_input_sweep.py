@@ -168,8 +168,15 @@ def test_bad_policy_is_refused_before_any_node(tmp_path: Path, text: str, where:
     _refused_by_the_program(cfg(policy=str(policy)), rf"kube-audit:policy: .*\n{policy}{where}", no_ssh)
 
 
-def test_the_program_does_declare_resources_for_good_input(no_ssh: list[str]) -> None:
+def test_the_program_does_declare_resources_for_good_input(no_ssh: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The tripwire is live: good input gets past settings and declares the per-master resources."""
+    # Good input reads the cluster's Helm record of insight-agent before any resource; there is no
+    # cluster here, so that read answers with the unit tests' installed release.
+    from components import insight_agent
+
+    from .program.conftest import agent_plan
+
+    monkeypatch.setattr(insight_agent, "gather_release_plan", agent_plan)
     mocks = TripwireMocks()
     run_program(cfg(), mocks)
     assert "kube-audit:index:ApiServerAuditChange" in mocks.created
