@@ -5,6 +5,8 @@ from __future__ import annotations
 import pulumi
 
 from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs
+from components.drift.facts import FactReader, read_all
+from components.drift.observe import observe
 from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
 from components.node_program import NodeProgram, NodeProgramArgs, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
@@ -23,12 +25,15 @@ class AuditLogging(pulumi.ComponentResource):
     masters: pulumi.Output[dict[str, dict[str, object]]]
     """Per master: auditEnabled, policyHash, hostLogPath and the node's report."""
 
-    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None,
+                 reader: FactReader = read_all) -> None:
         props = {"stack": settings.stack, "enabled": settings.enabled, "logMaxAge": settings.log.max_age,
                  "logMaxBackup": settings.log.max_backup, "logMaxSize": settings.log.max_size}
         super().__init__("kube-audit:index:AuditLogging", name, props, opts)
         child = pulumi.ResourceOptions(parent=self)
         connections = {m.name: connection(m, settings) for m in settings.masters}
+        # Read before declaring: what differs on each node becomes part of the inputs the diff shows.
+        drift = observe(settings, connections, self, reader)
         programs = {
             m.name: NodeProgram(f"{name}-program-{m.name}",
                                 NodeProgramArgs(m, connections[m.name], settings.paths.node_program_dir), child)
@@ -38,7 +43,8 @@ class AuditLogging(pulumi.ComponentResource):
         if settings.enabled and settings.policy is not None:
             policy_file = AuditPolicyFile(f"{name}-policy", AuditPolicyFileArgs(
                 masters=settings.masters, connections=connections, programs=programs, policy=settings.policy,
-                policy_dir=settings.paths.policy_dir, policy_file=settings.paths.policy_file), child)
+                policy_dir=settings.paths.policy_dir, policy_file=settings.paths.policy_file,
+                drift={m: d.policy for m, d in drift.items()}), child)
 
         state = settings.audit_state()
         previous: list[pulumi.Resource] = []
@@ -48,7 +54,7 @@ class AuditLogging(pulumi.ComponentResource):
             change = ApiServerAuditChange(f"{name}-apiserver-{master.name}", ApiServerAuditChangeArgs(
                 master=master, connection=connections[master.name], program=programs[master.name], state=state,
                 manifest=settings.paths.manifest, backup_dir=settings.paths.backup_dir, rollout=settings.rollout,
-                after=after), child)
+                after=after, drift=drift[master.name].manifest if master.name in drift else ()), child)
             previous = [change]
             outputs[master.name] = change.report.apply(lambda report: {
                 "auditEnabled": state.enabled,

@@ -128,6 +128,19 @@ class InsightAgentSettings(_Strict):
     timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=300, alias="timeoutSeconds")
 
 
+class DriftSettings(_Strict):
+    """Reading each master at every preview and up, to show drift (README "Drift")."""
+
+    read: bool = True
+    timeout_seconds: Annotated[int, Field(gt=0, le=300)] = Field(default=20, alias="timeoutSeconds")
+
+
+class KubeadmSettings(_Strict):
+    """Mirroring the audit flags and mounts into kube-system/kubeadm-config (README "kubeadm")."""
+
+    persist: bool = True
+
+
 class PolicySource(_Strict):
     """The validated audit policy: its text is what lands on every master."""
 
@@ -150,6 +163,8 @@ class Settings(_Strict):
     paths: PathSettings
     rollout: RolloutSettings
     insight_agent: InsightAgentSettings
+    drift: DriftSettings = DriftSettings()
+    kubeadm: KubeadmSettings = KubeadmSettings()
 
     def audit_state(self, enabled: bool | None = None) -> AuditState:
         on = self.enabled if enabled is None else enabled
@@ -175,7 +190,7 @@ class Settings(_Strict):
 
 _KNOWN_KEYS = {
     "enabled", "masters", "sshPrivateKey", "sshPrivateKeyPassphrase", "policy", "log", "paths", "rollout",
-    "insightAgent",
+    "insightAgent", "drift", "kubeadm",
 }
 _SECRET_KEYS = {"sshPrivateKey", "sshPrivateKeyPassphrase"}
 
@@ -264,7 +279,8 @@ def parse_settings(
     objects = {
         name: _model(model, _json(raw, name, dict) if name in raw else {}, name)
         for name, model in (("log", LogSettings), ("paths", PathSettings), ("rollout", RolloutSettings),
-                            ("insightAgent", InsightAgentSettings))
+                            ("insightAgent", InsightAgentSettings), ("drift", DriftSettings),
+                            ("kubeadm", KubeadmSettings))
     }
     key = raw.get("sshPrivateKey")
     passphrase = raw.get("sshPrivateKeyPassphrase")
@@ -284,6 +300,8 @@ def parse_settings(
         paths=objects["paths"],
         rollout=objects["rollout"],
         insight_agent=objects["insightAgent"],
+        drift=objects["drift"],
+        kubeadm=objects["kubeadm"],
     )
 
 

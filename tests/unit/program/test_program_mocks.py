@@ -44,7 +44,8 @@ class Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def build(overrides: dict[str, Any] | None = None) -> tuple[Mocks, dict[str, Recorded], Any]:
+def build(overrides: dict[str, Any] | None = None, reader: Any = None) -> tuple[Mocks, dict[str, Recorded], Any]:
+    """The program under mocks; without a fact `reader`, drift reading is off (no SSH in unit tests)."""
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project="kube-audit", stack="dev", preview=False)
     recorded: dict[str, Recorded] = {}
@@ -58,8 +59,11 @@ def build(overrides: dict[str, Any] | None = None) -> tuple[Mocks, dict[str, Rec
     pulumi.runtime.register_stack_transformation(capture)
     from components.audit_logging import AuditLogging
 
-    settings = parse_settings(base_config(**(overrides or {})), {"sshPrivateKey"}, "dev")
-    audit = AuditLogging("audit", settings)
+    overrides = dict(overrides or {})
+    if reader is None:
+        overrides.setdefault("drift", {"read": False})
+    settings = parse_settings(base_config(**overrides), {"sshPrivateKey"}, "dev")
+    audit = AuditLogging("audit", settings, reader=reader) if reader else AuditLogging("audit", settings)
     return mocks, recorded, audit
 
 
