@@ -17,3 +17,4 @@ except SettingsError as error:
 audit = AuditLogging("audit", settings)
 pulumi.export("enabled", settings.enabled)
 pulumi.export("masters", audit.masters)
+pulumi.export("kubeadm", audit.kubeadm_note)

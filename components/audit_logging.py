@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 
 from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs
 from components.drift.facts import FactReader, read_all
 from components.drift.observe import observe
 from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
+from components.kubeadm.kubeclient import KubeAccess, KubeError, load_kubeconfig
+from components.kubeadm.persistence import (
+    KubeadmObservation,
+    KubeadmPersistence,
+    KubeadmPersistenceArgs,
+    observe_kubeadm,
+)
 from components.node_program import NodeProgram, NodeProgramArgs, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.settings import Settings
+
+KubeadmObserver = Callable[[KubeAccess], KubeadmObservation]
 
 
 class AuditLogging(pulumi.ComponentResource):
@@ -26,7 +37,7 @@ class AuditLogging(pulumi.ComponentResource):
     """Per master: auditEnabled, policyHash, hostLogPath and the node's report."""
 
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None,
-                 reader: FactReader = read_all) -> None:
+                 reader: FactReader = read_all, kubeadm_observer: KubeadmObserver = observe_kubeadm) -> None:
         props = {"stack": settings.stack, "enabled": settings.enabled, "logMaxAge": settings.log.max_age,
                  "logMaxBackup": settings.log.max_backup, "logMaxSize": settings.log.max_size}
         super().__init__("kube-audit:index:AuditLogging", name, props, opts)
@@ -63,10 +74,30 @@ class AuditLogging(pulumi.ComponentResource):
                 "report": report,
             })
 
+        self.kubeadm_note = self._kubeadm(name, settings, previous, kubeadm_observer)
+
         if settings.insight_agent.enabled:
             InsightAgentAuditCollection(f"{name}-insight-agent", InsightAgentArgs(
                 settings=settings.insight_agent, collect_kube_audit=settings.enabled),
                 pulumi.ResourceOptions(parent=self, depends_on=previous))
 
         self.masters = pulumi.Output.all(**outputs)  # type: ignore[arg-type]
-        self.register_outputs({"masters": self.masters})
+        self.register_outputs({"masters": self.masters, "kubeadm": self.kubeadm_note})
+
+    def _kubeadm(self, name: str, settings: Settings, after: list[pulumi.Resource],
+                 observer: KubeadmObserver) -> str:
+        """Record the audit settings in kubeadm-config (README "kubeadm"); returns the note for the outputs."""
+        if not settings.kubeadm.persist:
+            return "kubeadm.persist is off: kubeadm-config is left alone"
+        try:
+            access: KubeAccess | None = load_kubeconfig(settings.kubeconfig, settings.kube_context)
+        except (KubeError, OSError, ValueError) as exc:
+            pulumi.log.warn(f"kubeadm-config: cannot use the kubeconfig ({exc}); not recorded", self)
+            return f"kubeadm-config not recorded: {exc}"
+        observation = observer(access) if access else KubeadmObservation(None, error="no kubeconfig")
+        if observation.exists is None:
+            pulumi.log.warn(f"kubeadm-config: cannot be read ({observation.error}); its drift is not checked", self)
+        persistence = KubeadmPersistence(f"{name}-kubeadm", KubeadmPersistenceArgs(
+            access=access, state=settings.audit_state(), observation=observation, after=after),
+            pulumi.ResourceOptions(parent=self))
+        return persistence.note

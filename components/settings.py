@@ -165,6 +165,10 @@ class Settings(_Strict):
     insight_agent: InsightAgentSettings
     drift: DriftSettings = DriftSettings()
     kubeadm: KubeadmSettings = KubeadmSettings()
+    kubeconfig: str | None = None
+    """`kubernetes:kubeconfig` (path or content), shared with the kubernetes provider."""
+    kube_context: str | None = None
+    """`kubernetes:context`."""
 
     def audit_state(self, enabled: bool | None = None) -> AuditState:
         on = self.enabled if enabled is None else enabled
@@ -261,7 +265,8 @@ def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
 
 
 def parse_settings(
-    raw: Mapping[str, str], secret_keys: set[str], stack: str, base_dir: Path = PROJECT_DIR
+    raw: Mapping[str, str], secret_keys: set[str], stack: str, base_dir: Path = PROJECT_DIR,
+    kubernetes: Mapping[str, str] | None = None,
 ) -> Settings:
     """Validate raw config (key without namespace -> string, objects as JSON) into Settings."""
     unknown = sorted(set(raw) - _KNOWN_KEYS)
@@ -302,6 +307,8 @@ def parse_settings(
         insight_agent=objects["insightAgent"],
         drift=objects["drift"],
         kubeadm=objects["kubeadm"],
+        kubeconfig=(kubernetes or {}).get("kubeconfig"),
+        kube_context=(kubernetes or {}).get("context"),
     )
 
 
@@ -318,4 +325,6 @@ def load_settings() -> Settings:
         k for k in everything if runtime_config.is_config_secret(k)
     }
     secret = {k[len(prefix):] for k in secret_names if k.startswith(prefix)}
-    return parse_settings(raw, secret, pulumi.get_stack())
+    # The kubernetes provider's own keys: kubeadm persistence talks to the same cluster.
+    kubernetes = {k[len("kubernetes:"):]: str(v) for k, v in everything.items() if k.startswith("kubernetes:")}
+    return parse_settings(raw, secret, pulumi.get_stack(), kubernetes=kubernetes)

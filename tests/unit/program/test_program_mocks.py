@@ -44,8 +44,10 @@ class Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def build(overrides: dict[str, Any] | None = None, reader: Any = None) -> tuple[Mocks, dict[str, Recorded], Any]:
-    """The program under mocks; without a fact `reader`, drift reading is off (no SSH in unit tests)."""
+def build(overrides: dict[str, Any] | None = None, reader: Any = None, kubeadm_observer: Any = None,
+          kubernetes: dict[str, str] | None = None) -> tuple[Mocks, dict[str, Recorded], Any]:
+    """The program under mocks; without a fact `reader` drift reading is off, without a `kubeadm_observer`
+    kubeadm persistence is off (unit tests reach no node and no cluster)."""
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project="kube-audit", stack="dev", preview=False)
     recorded: dict[str, Recorded] = {}
@@ -62,8 +64,11 @@ def build(overrides: dict[str, Any] | None = None, reader: Any = None) -> tuple[
     overrides = dict(overrides or {})
     if reader is None:
         overrides.setdefault("drift", {"read": False})
-    settings = parse_settings(base_config(**overrides), {"sshPrivateKey"}, "dev")
-    audit = AuditLogging("audit", settings, reader=reader) if reader else AuditLogging("audit", settings)
+    if kubeadm_observer is None:
+        overrides.setdefault("kubeadm", {"persist": False})
+    settings = parse_settings(base_config(**overrides), {"sshPrivateKey"}, "dev", kubernetes=kubernetes)
+    extra = {k: v for k, v in (("reader", reader), ("kubeadm_observer", kubeadm_observer)) if v is not None}
+    audit = AuditLogging("audit", settings, **extra)
     return mocks, recorded, audit
 
 
