@@ -8,90 +8,27 @@ its stack at the end, which turns audit off on every master again (the logs stay
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-
-from lab.config import REPO, Host
-from lab.stack import CONFIG_FILE_COMMANDS
 
 from .harness import E2E
+from .kubeadm_lab import (
+    cluster_configuration,
+    have_kubeadm,
+    regenerate,
+    remove,
+    restore_manifests,
+    snapshot_manifests,
+    store,
+)
+from .stacks import Stack, reasons, starts, wait_running
 
 pytestmark = pytest.mark.e2e
 
 STACK = "e2e-drift"
-
-
-class Stack:
-    """The real pulumi CLI on this module's own stack."""
-
-    def __init__(self, e2e: E2E) -> None:
-        self.e2e = e2e
-        self.config = e2e.lab.state / f"Pulumi.{STACK}.yaml"
-
-    def run(self, *args: str, check: bool = True, input: str | None = None,
-            timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-        from lab.config import find_binary
-
-        cmd = [str(find_binary("pulumi")), *args, "--stack", STACK, "--non-interactive"]
-        if args[0] in CONFIG_FILE_COMMANDS:
-            cmd += ["--config-file", str(self.config)]
-        r = subprocess.run(cmd, cwd=REPO, env=self.e2e.env(), capture_output=True, text=True, timeout=timeout,
-                           input=input, check=False)
-        if check and r.returncode != 0:
-            raise AssertionError(f"`pulumi {' '.join(args)}` exited {r.returncode}:\n{r.stdout[-6000:]}\n"
-                                 f"{r.stderr[-4000:]}")
-        return r
-
-    def create(self) -> None:
-        lab = self.e2e.lab
-        env = self.e2e.env()
-        from lab.config import find_binary
-
-        pulumi = str(find_binary("pulumi"))
-        subprocess.run([pulumi, "stack", "rm", STACK, "--yes", "--force", "--non-interactive"], cwd=REPO, env=env,
-                       capture_output=True, check=False)
-        subprocess.run([pulumi, "stack", "init", STACK, "--secrets-provider", "passphrase", "--non-interactive"],
-                       cwd=REPO, env=env, capture_output=True, check=True)
-        # `stack init` writes Pulumi.<stack>.yaml into the project; keep it beside the lab's instead.
-        (REPO / f"Pulumi.{STACK}.yaml").replace(self.config)
-        doc = yaml.safe_load(self.config.read_text()) or {}
-        lab_cfg = yaml.safe_load(lab.stack_config.read_text())["config"]
-        doc["config"] = {
-            "kube-audit:masters": lab_cfg["kube-audit:masters"],
-            "kube-audit:enabled": "true",
-            "kube-audit:policy": "dce-default",
-            "kube-audit:insightAgent": {"enabled": False},
-            "kube-audit:kubeadm": {"persist": False},
-            "kubernetes:kubeconfig": lab_cfg["kubernetes:kubeconfig"],
-        }
-        self.config.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
-        self.run("config", "set", "--secret", "kube-audit:sshPrivateKey", input=lab.ssh_key.read_text())
-
-    def timed_preview(self, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-        t = time.monotonic()
-        r = self.run("preview", "--diff", *args)
-        return r, time.monotonic() - t
-
-
-def starts(e2e: E2E) -> dict[str, int]:
-    return {h.name: e2e.status(h)["starts"] for h in e2e.hosts}
-
-
-def wait_running(e2e: E2E, h: Host, at_least: int, timeout: float = 120) -> None:
-    """Until the supervisor has (re)started the apiserver `at_least` times and it answers ready."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = e2e.status(h)
-        if st["starts"] >= at_least and st.get("state") == "running" and e2e.client(h).ready():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{h.name} did not come back: {e2e.status(h)}")
 
 
 def hand_edit(path: Path, drop_containing: str) -> None:
@@ -105,23 +42,19 @@ def hand_edit(path: Path, drop_containing: str) -> None:
     tmp.replace(path)
 
 
-def reasons(output: str) -> list[str]:
-    """The drift reasons a `preview --diff` shows (quoted strings that start with a lab master's name)."""
-    return sorted(set(re.findall(r'"(lab-master-\d+: [^"]+)"', output)))
-
-
 @pytest.fixture(scope="module")
 def stack(e2e: E2E) -> Iterator[Stack]:
-    s = Stack(e2e)
-    s.create()
+    found = snapshot_manifests(e2e)
+    s = Stack(e2e, STACK)
+    s.create({"kube-audit:enabled": "true", "kube-audit:policy": "dce-default",
+              "kube-audit:insightAgent": {"enabled": False}, "kube-audit:kubeadm": {"persist": False}})
     try:
         yield s
     finally:
         # Leave the masters as found: destroy turns audit off on each (one at a time) and removes the
-        # policy file; the audit logs stay.
-        s.run("destroy", "--yes", "--skip-preview", check=False)
-        s.run("stack", "rm", "--yes", "--force", check=False)
-        s.config.unlink(missing_ok=True)
+        # policy file (the audit logs stay); a manifest kubeadm regenerated goes back to what it was.
+        s.remove()
+        restore_manifests(e2e, found)
 
 
 class TestDrift:
@@ -174,16 +107,42 @@ class TestDrift:
         assert starts(e2e) == before, "rewriting the policy file restarts no apiserver"
         stack.run("preview", "--expect-no-changes")
 
+    def test_master_regenerated_by_kubeadm_without_persistence_is_repaired(self, e2e: E2E, stack: Stack):
+        if have_kubeadm() is None:
+            pytest.skip("no kubeadm binary in the toolchain (scripts/toolchain.sh builds it)")
+        m1 = e2e.hosts[0]
+        text = cluster_configuration(e2e, "kubeadm.k8s.io/v1beta4")
+        store(e2e, text)
+        try:
+            before = starts(e2e)
+            r = regenerate(e2e, m1, text)
+            assert r.returncode == 0, r.stdout + r.stderr
+            wait_running(e2e, m1, before[m1.name] + 1)
+            assert not any(a.startswith("--audit-") for a in e2e.running_cmdline(m1)), "kubeadm dropped our flags"
+            r, _ = stack.timed_preview()
+            found = reasons(r.stdout)
+            assert f"{m1.name}: --audit-policy-file missing from kube-apiserver.yaml" in found, r.stdout
+            assert all(x.startswith(f"{m1.name}: ") for x in found), found
+            e2e.m["drift_preview_kubeadm_regenerated"] = r.stdout[-3000:]
+            mid = starts(e2e)
+            stack.run("up", "--yes", "--skip-preview")
+            after = starts(e2e)
+            assert {n: after[n] - mid[n] for n in after} == {h.name: int(h is m1) for h in e2e.hosts}
+            assert any(a.startswith("--audit-policy-file=") for a in e2e.running_cmdline(m1))
+            stack.run("preview", "--expect-no-changes")
+        finally:
+            remove(e2e)
+
     def test_a_master_that_cannot_be_read_is_a_warning_not_a_hang(self, e2e: E2E, stack: Stack):
         m3 = e2e.hosts[2]
         # Point master 3 at a port nothing listens on, reading only: a config change of the connection
         # would be an update, so look at the warning and the timing, not at the change count.
-        masters = yaml.safe_load(stack.config.read_text())["config"]["kube-audit:masters"]
+        masters = stack.read()["config"]["kube-audit:masters"]
         broken = [dict(m, port=2) if m["name"] == m3.name else m for m in masters]
         stack.run("config", "set", "--path", "kube-audit:drift.timeoutSeconds", "5")
-        doc = yaml.safe_load(stack.config.read_text())
+        doc = stack.read()
         doc["config"]["kube-audit:masters"] = broken
-        stack.config.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
+        stack.write(doc)
         try:
             t = time.monotonic()
             r = stack.run("preview")
@@ -192,6 +151,6 @@ class TestDrift:
             assert took < 120, took
         finally:
             doc["config"]["kube-audit:masters"] = masters
-            stack.config.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
+            stack.write(doc)
             stack.run("config", "rm", "--path", "kube-audit:drift.timeoutSeconds")
         stack.run("preview", "--expect-no-changes")
