@@ -179,3 +179,15 @@ def test_fixtures_render_back_to_the_same_document(name: str) -> None:
     # The comparer re-parses what the reader sends; a render/parse round trip must not invent drift.
     pod = fixture(name)
     assert yaml.safe_load(planner.render(pod)) == pod
+
+
+def test_kubeadm_sorted_volumes_are_converged_and_only_the_annotation_is_missing() -> None:
+    # What kubeadm writes from extraVolumes: the same mounts and volumes, sorted by name among the rest.
+    pod = converged()
+    c = planner.apiserver_container(pod)
+    c["volumeMounts"] = sorted(c["volumeMounts"], key=lambda m: m["name"])
+    pod["spec"]["volumes"] = sorted(pod["spec"]["volumes"], key=lambda v: v["name"])
+    assert planner.plan(pod, ON) == pod
+    del pod["metadata"]["annotations"]["kube-audit.io/policy-hash"]
+    assert manifest_reasons(planner.render(pod), ON, WHERE) == [
+        "annotation kube-audit.io/policy-hash missing from kube-apiserver.yaml"]
