@@ -31,10 +31,13 @@ import paramiko
 import pulumi
 import pulumi.dynamic as dynamic
 
+from components.drift.props import drift_props, pending, with_hidden
+
 # Inputs whose change means "run again"; everything else (e.g. stdout) is an output.
 # `drift` holds the reasons the program found on the node (components/drift); a successful run
 # converges the node, so outputs always store [] and the next preview compares against that.
 _COMMAND_INPUTS = ("create", "update", "delete", "stdin", "connectionId", "drift")
+_NO_DRIFT: dict[str, list[str]] = {"drift": [], "repair": []}
 _FILE_INPUTS = ("sha256", "remotePath", "mode", "connectionId")
 
 
@@ -156,9 +159,9 @@ def _check(
 
 def _changed(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> bool:
     def view(props: dict[str, Any]) -> dict[str, Any]:
-        # A state written before `drift` existed has no such key: the same as "no drift".
+        # Reasons count wherever they travel (components/drift/props.py); none in an old state.
         return {**props, "connectionId": Connection.from_props(props["connection"]).identity,
-                "drift": list(props.get("drift") or [])}
+                "drift": pending(props)}
 
     old, new = view(olds), view(news)
     return any(old.get(k) != new.get(k) for k in keys)
@@ -180,7 +183,7 @@ class RemoteCommandProvider(dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         outs = _check(Connection.from_props(props["connection"]), props["create"], props.get("stdin"))
-        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs=_outputs(props, **outs, drift=[]))
+        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs=_outputs(props, **outs, **_NO_DRIFT))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         return dynamic.DiffResult(changes=_changed(olds, news, _COMMAND_INPUTS), replaces=[])
@@ -188,7 +191,7 @@ class RemoteCommandProvider(dynamic.ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         command = news.get("update") or news["create"]
         outs = _check(Connection.from_props(news["connection"]), command, news.get("stdin"))
-        return dynamic.UpdateResult(outs=_outputs(news, **outs, drift=[]))
+        return dynamic.UpdateResult(outs=_outputs(news, **outs, **_NO_DRIFT))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         if props.get("delete"):
@@ -206,8 +209,8 @@ class RemoteCommand(dynamic.Resource, module="kube-audit", name="RemoteCommand")
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(RemoteCommandProvider(), name, {
             "connection": connection_input(connection), "create": create, "update": update, "delete": delete,
-            "stdin": stdin, "drift": list(drift), "stdout": None, "stderr": None,
-        }, opts)
+            "stdin": stdin, **drift_props(drift), "stdout": None, "stderr": None,
+        }, with_hidden(opts))
 
 
 def upload(conn: Connection, source: str, remote_path: str, mode: int) -> None:

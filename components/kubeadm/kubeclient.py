@@ -67,7 +67,14 @@ def load_kubeconfig(value: str | None, context: str | None) -> KubeAccess:
     if "\n" not in value and Path(value).expanduser().is_file():
         path = Path(value).expanduser()
         base, value = path.parent, path.read_text()
-    doc = yaml.safe_load(value) or {}
+    elif "\n" not in value:
+        raise KubeError(f"no kubeconfig at {value} (set kubernetes:kubeconfig)")
+    try:
+        doc = yaml.safe_load(value) or {}
+    except yaml.YAMLError as exc:
+        raise KubeError(f"the kubeconfig is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise KubeError("the kubeconfig is not a YAML mapping")
     name = context or doc.get("current-context")
     ctx = next((c["context"] for c in doc.get("contexts") or [] if c.get("name") == name), None)
     if ctx is None:

@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
+from components.drift.props import drift_props, pending, with_hidden
 from components.kubeadm.clusterconfig import ClusterConfigError, audit_view, edit
 from components.kubeadm.kubeclient import Client, KubeAccess, KubeError
 from components.manifest.desired import AuditState
@@ -97,7 +98,7 @@ def _state(props: dict[str, Any]) -> AuditState:
 
 
 def _view(props: dict[str, Any]) -> dict[str, Any]:
-    return {**props, "drift": list(props.get("drift") or []), "server": props["access"]["server"]}
+    return {**props, "drift": pending(props), "server": props["access"]["server"]}
 
 
 # Stable name: stack state refers to this class by module and name.
@@ -108,7 +109,7 @@ class KubeadmConfigProvider(dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         outs = _apply(KubeAccess.from_props(props["access"]), _state(props))
-        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs={**props, **outs, "drift": []})
+        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs={**props, **outs, "drift": [], "repair": []})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         old, new = _view(olds), _view(news)
@@ -116,7 +117,7 @@ class KubeadmConfigProvider(dynamic.ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         outs = _apply(KubeAccess.from_props(news["access"]), _state(news))
-        return dynamic.UpdateResult(outs={**news, **outs, "drift": []})
+        return dynamic.UpdateResult(outs={**news, **outs, "drift": [], "repair": []})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         off = AuditState(**{**json.loads(props["state"]), "enabled": False})
@@ -130,8 +131,8 @@ class KubeadmConfig(dynamic.Resource, module="kube-audit", name="KubeadmConfig")
                  drift: list[str], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(KubeadmConfigProvider(), name, {
             "access": pulumi.Output.secret(access.to_props()), "state": json.dumps(asdict(state), sort_keys=True),
-            "apiServerAudit": desired, "drift": drift, "recorded": None, "note": None,
-        }, opts)
+            "apiServerAudit": desired, **drift_props(drift), "recorded": None, "note": None,
+        }, with_hidden(opts))
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,12 @@ def test_kubeconfig_file_with_cert_files_relative_to_it(tmp_path: Path) -> None:
         "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u"}}], "current-context": "a"}))
     access = load_kubeconfig(str(tmp_path / "config"), None)
     assert access == KubeAccess(server="https://10.0.0.1:6443", ca_pem="CA", cert_pem="CERT", key_pem="KEY")
+
+
+def test_missing_or_broken_kubeconfig_is_a_kube_error(tmp_path: Path) -> None:
+    from components.kubeadm.kubeclient import KubeError
+
+    with pytest.raises(KubeError, match="no kubeconfig at"):
+        load_kubeconfig(str(tmp_path / "nope"), None)
+    with pytest.raises(KubeError, match="no context 'b'"):
+        load_kubeconfig("apiVersion: v1\nkind: Config\ncurrent-context: a\n", "b")

@@ -57,7 +57,9 @@ class FakeReader:
 
 
 def drift_of(rec: dict[str, Any], name: str) -> list[str]:
-    return list(rec[name].props["drift"])
+    """The reasons, wherever they travel: `drift` in a preview, `repair` in the real run of up."""
+    props = rec[name].props
+    return list(props["drift"]) + list(props["repair"])
 
 
 @pulumi.runtime.test
@@ -106,3 +108,18 @@ def test_disabled_stack_reads_no_policy_and_flags_leftover_audit() -> None:
     assert reader.asked["master-1"].policy is None
     reasons = drift_of(rec, "audit-apiserver-master-1-manifest")
     assert "master-1: volume audit-logs in kube-apiserver.yaml is not wanted" in reasons
+
+
+@pulumi.runtime.test
+def test_reasons_are_shown_in_preview_and_carried_hidden_in_up() -> None:
+    readings = {"master-1": Reading(node()), "master-2": Reading(node(drop="--audit-policy-file")),
+                "master-3": Reading(node())}
+    reason = ["master-2: --audit-policy-file missing from kube-apiserver.yaml"]
+    _, rec, _ = build(reader=FakeReader(readings), preview=True)
+    props = rec["audit-apiserver-master-2-manifest"].props
+    assert (props["drift"], props["repair"]) == (reason, [])
+    _, rec, _ = build(reader=FakeReader(readings), preview=False)
+    r = rec["audit-apiserver-master-2-manifest"]
+    assert (r.props["drift"], r.props["repair"]) == ([], reason)
+    # What the real run stores as inputs must not be shown as "changed from" by the next preview.
+    assert r.opts.hide_diffs == ["repair"]

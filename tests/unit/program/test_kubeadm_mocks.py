@@ -41,7 +41,7 @@ def test_kubeadm_cluster_gets_a_config_resource_after_the_last_master() -> Any:
     view = config.props["apiServerAudit"]
     assert "audit-policy-file=/etc/kubernetes/audit-policy/apiserver-audit-policy.yaml" in view["extraArgs"]
     assert [v["name"] for v in view["extraVolumes"]] == ["audit-logs", "audit-policy"]
-    assert "kubeadm-config: apiServer.extraArgs lacks audit-log-maxage=30" in config.props["drift"]
+    assert "kubeadm-config: apiServer.extraArgs lacks audit-log-maxage=30" in config.props["repair"]
     assert {r._name for r in config.depends_on} == {"audit-apiserver-master-3"}  # type: ignore[attr-defined]
     assert audit.kubeadm_note == "audit flags and mounts recorded in kube-system/kubeadm-config"
 

@@ -45,11 +45,11 @@ class Mocks(pulumi.runtime.Mocks):
 
 
 def build(overrides: dict[str, Any] | None = None, reader: Any = None, kubeadm_observer: Any = None,
-          kubernetes: dict[str, str] | None = None) -> tuple[Mocks, dict[str, Recorded], Any]:
+          kubernetes: dict[str, str] | None = None, preview: bool = False) -> tuple[Mocks, dict[str, Recorded], Any]:
     """The program under mocks; without a fact `reader` drift reading is off, without a `kubeadm_observer`
     kubeadm persistence is off (unit tests reach no node and no cluster)."""
     mocks = Mocks()
-    pulumi.runtime.set_mocks(mocks, project="kube-audit", stack="dev", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="kube-audit", stack="dev", preview=preview)
     recorded: dict[str, Recorded] = {}
 
     def capture(args: pulumi.ResourceTransformationArgs) -> None:
