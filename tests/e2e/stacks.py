@@ -90,3 +90,20 @@ def wait_running(e2e: E2E, h: Host, at_least: int, timeout: float = 120) -> None
 def reasons(output: str) -> list[str]:
     """The drift reasons a `preview --diff` shows (quoted strings that start with a lab master's name)."""
     return sorted(set(re.findall(r'"(lab-master-\d+: [^"]+)"', output)))
+
+
+def drift_blocks(output: str) -> str:
+    """The resource header and `drift` lines of a `preview --diff`, as the closing note shows them."""
+    lines, out, keep = output.splitlines(), [], False
+    drift = re.compile(r"^[~+-]?\s*drift\s*:")
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[urn=") and any(drift.match(x.strip()) for x in lines[i + 1:i + 8]):
+            out.append(stripped.rsplit("::", 1)[-1].rstrip("]"))
+        if drift.match(stripped):
+            keep = True
+        if keep:
+            out.append(line.rstrip())
+            if stripped == "]":
+                keep = False
+    return "\n".join(out)

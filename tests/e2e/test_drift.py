@@ -24,7 +24,7 @@ from .kubeadm_lab import (
     snapshot_manifests,
     store,
 )
-from .stacks import Stack, reasons, starts, wait_running
+from .stacks import Stack, drift_blocks, reasons, starts, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,7 @@ class TestDrift:
         wait_running(e2e, m2, before[m2.name] + 1)
         r, _ = stack.timed_preview()
         assert reasons(r.stdout) == [f"{m2.name}: --audit-policy-file missing from kube-apiserver.yaml"], r.stdout
-        e2e.m["drift_preview_flag"] = r.stdout[-3000:]
+        e2e.m["drift_preview_flag"] = drift_blocks(r.stdout)
         r = stack.run("preview", "--diff", "--refresh")
         assert reasons(r.stdout) == [f"{m2.name}: --audit-policy-file missing from kube-apiserver.yaml"], r.stdout
         mid = starts(e2e)
@@ -101,7 +101,7 @@ class TestDrift:
         r, _ = stack.timed_preview()
         found = reasons(r.stdout)
         assert len(found) == 1 and found[0].startswith(f"{m3.name}: policy file ") and " changed (sha256 " in found[0]
-        e2e.m["drift_preview_policy"] = r.stdout[-3000:]
+        e2e.m["drift_preview_policy"] = drift_blocks(r.stdout)
         stack.run("up", "--yes", "--skip-preview")
         assert policy.read_text() == original
         assert starts(e2e) == before, "rewriting the policy file restarts no apiserver"
@@ -123,11 +123,11 @@ class TestDrift:
             found = reasons(r.stdout)
             assert f"{m1.name}: --audit-policy-file missing from kube-apiserver.yaml" in found, r.stdout
             assert all(x.startswith(f"{m1.name}: ") for x in found), found
-            e2e.m["drift_preview_kubeadm_regenerated"] = r.stdout[-3000:]
+            e2e.m["drift_preview_kubeadm_regenerated"] = drift_blocks(r.stdout)
             mid = starts(e2e)
             stack.run("up", "--yes", "--skip-preview")
             after = starts(e2e)
-            assert {n: after[n] - mid[n] for n in after} == {h.name: int(h is m1) for h in e2e.hosts}
+            assert {n: after[n] - mid[n] for n in after} == {h.name: int(h.name == m1.name) for h in e2e.hosts}
             assert any(a.startswith("--audit-policy-file=") for a in e2e.running_cmdline(m1))
             stack.run("preview", "--expect-no-changes")
         finally:
