@@ -26,3 +26,4 @@ except ReleasePlanError as error:
 audit = AuditLogging("audit", settings, agent_plan)
 pulumi.export("enabled", settings.enabled)
 pulumi.export("masters", audit.masters)
+pulumi.export("kubeadm", audit.kubeadm_note)

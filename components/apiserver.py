@@ -32,6 +32,8 @@ class ApiServerAuditChangeArgs:
     rollout: RolloutSettings
     after: Sequence[pulumi.Resource] = ()
     """What must finish first: the previous master's change and this master's policy file."""
+    drift: Sequence[str] = ()
+    """How this master's manifest differs from the desired state now (components/drift); [] if in sync."""
 
 
 def _request(args: ApiServerAuditChangeArgs, state: AuditState) -> NodeRequest:
@@ -88,6 +90,7 @@ class ApiServerAuditChange(pulumi.ComponentResource):
             update=apply,
             delete=revert,
             stdin=_request(args, args.state).to_json(),
+            drift=args.drift,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.program, *args.after]),
         )
         self.report = self.command.stdout

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 
 from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs
+from components.drift.facts import FactReader, read_all
+from components.drift.observe import observe
 from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
 from components.insight_agent_plan import ReleasePlan
+from components.kubeadm.kubeclient import KubeAccess, KubeError, load_kubeconfig
+from components.kubeadm.persistence import (
+    KubeadmObservation,
+    KubeadmPersistence,
+    KubeadmPersistenceArgs,
+    observe_kubeadm,
+)
 from components.node_program import NodeProgram, NodeProgramArgs, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.settings import Settings
+
+KubeadmObserver = Callable[[KubeAccess], KubeadmObservation]
 
 
 class AuditLogging(pulumi.ComponentResource):
@@ -25,12 +38,15 @@ class AuditLogging(pulumi.ComponentResource):
     """Per master: auditEnabled, policyHash, hostLogPath and the node's report."""
 
     def __init__(self, name: str, settings: Settings, agent_plan: ReleasePlan | None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 opts: pulumi.ResourceOptions | None = None,
+                 reader: FactReader = read_all, kubeadm_observer: KubeadmObserver = observe_kubeadm) -> None:
         props = {"stack": settings.stack, "enabled": settings.enabled, "logMaxAge": settings.log.max_age,
                  "logMaxBackup": settings.log.max_backup, "logMaxSize": settings.log.max_size}
         super().__init__("kube-audit:index:AuditLogging", name, props, opts)
         child = pulumi.ResourceOptions(parent=self)
         connections = {m.name: connection(m, settings) for m in settings.masters}
+        # Read before declaring: what differs on each node becomes part of the inputs the diff shows.
+        drift = observe(settings, connections, self, reader)
         programs = {
             m.name: NodeProgram(f"{name}-program-{m.name}",
                                 NodeProgramArgs(m, connections[m.name], settings.paths.node_program_dir), child)
@@ -40,7 +56,8 @@ class AuditLogging(pulumi.ComponentResource):
         if settings.enabled and settings.policy is not None:
             policy_file = AuditPolicyFile(f"{name}-policy", AuditPolicyFileArgs(
                 masters=settings.masters, connections=connections, programs=programs, policy=settings.policy,
-                policy_dir=settings.paths.policy_dir, policy_file=settings.paths.policy_file), child)
+                policy_dir=settings.paths.policy_dir, policy_file=settings.paths.policy_file,
+                drift={m: d.policy for m, d in drift.items()}), child)
 
         state = settings.audit_state()
         previous: list[pulumi.Resource] = []
@@ -50,7 +67,7 @@ class AuditLogging(pulumi.ComponentResource):
             change = ApiServerAuditChange(f"{name}-apiserver-{master.name}", ApiServerAuditChangeArgs(
                 master=master, connection=connections[master.name], program=programs[master.name], state=state,
                 manifest=settings.paths.manifest, backup_dir=settings.paths.backup_dir, rollout=settings.rollout,
-                after=after), child)
+                after=after, drift=drift[master.name].manifest if master.name in drift else ()), child)
             previous = [change]
             outputs[master.name] = change.report.apply(lambda report: {
                 "auditEnabled": state.enabled,
@@ -59,10 +76,30 @@ class AuditLogging(pulumi.ComponentResource):
                 "report": report,
             })
 
+        self.kubeadm_note = self._kubeadm(name, settings, previous, kubeadm_observer)
+
         if agent_plan is not None:
             InsightAgentAuditCollection(f"{name}-insight-agent", InsightAgentArgs(
                 settings=settings.insight_agent, collect_kube_audit=settings.enabled, plan=agent_plan),
                 pulumi.ResourceOptions(parent=self, depends_on=previous))
 
         self.masters = pulumi.Output.all(**outputs)  # type: ignore[arg-type]
-        self.register_outputs({"masters": self.masters})
+        self.register_outputs({"masters": self.masters, "kubeadm": self.kubeadm_note})
+
+    def _kubeadm(self, name: str, settings: Settings, after: list[pulumi.Resource],
+                 observer: KubeadmObserver) -> str:
+        """Record the audit settings in kubeadm-config (README "kubeadm"); returns the note for the outputs."""
+        if not settings.kubeadm.persist:
+            return "kubeadm.persist is off: kubeadm-config is left alone"
+        try:
+            access: KubeAccess | None = load_kubeconfig(settings.kubeconfig, settings.kube_context)
+        except (KubeError, OSError, ValueError) as exc:
+            pulumi.log.warn(f"kubeadm-config: cannot use the kubeconfig ({exc}); not recorded", self)
+            return f"kubeadm-config not recorded: {exc}"
+        observation = observer(access) if access else KubeadmObservation(None, error="no kubeconfig")
+        if observation.exists is None:
+            pulumi.log.warn(f"kubeadm-config: cannot be read ({observation.error}); its drift is not checked", self)
+        persistence = KubeadmPersistence(f"{name}-kubeadm", KubeadmPersistenceArgs(
+            access=access, state=settings.audit_state(), observation=observation, after=after),
+            pulumi.ResourceOptions(parent=self))
+        return persistence.note

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -25,6 +25,8 @@ class AuditPolicyFileArgs:
     """The policy, already validated by settings (bad input never reaches a node)."""
     policy_dir: str
     policy_file: str
+    drift: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Per master name, how the file on it differs from the policy (components/drift)."""
 
 
 class AuditPolicyFile(pulumi.ComponentResource):
@@ -56,6 +58,7 @@ class AuditPolicyFile(pulumi.ComponentResource):
                 update=write,
                 delete=python_command(program, "remove-file", "--path", path),
                 stdin=args.policy.text,
+                drift=args.drift.get(master.name, ()),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.programs[master.name]]),
             )
         self.register_outputs({"policyHash": self.policy_hash, "path": path})

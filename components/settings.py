@@ -168,6 +168,19 @@ class InsightAgentSettings(_Strict):
     timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=300, alias="timeoutSeconds")
 
 
+class DriftSettings(_Strict):
+    """Reading each master at every preview and up, to show drift (README "Drift")."""
+
+    read: bool = True
+    timeout_seconds: Annotated[int, Field(gt=0, le=300)] = Field(default=20, alias="timeoutSeconds")
+
+
+class KubeadmSettings(_Strict):
+    """Mirroring the audit flags and mounts into kube-system/kubeadm-config (README "kubeadm")."""
+
+    persist: bool = True
+
+
 class PolicySource(_Strict):
     """The validated audit policy: its text is what lands on every master."""
 
@@ -190,6 +203,8 @@ class Settings(_Strict):
     paths: PathSettings
     rollout: RolloutSettings
     insight_agent: InsightAgentSettings
+    drift: DriftSettings = DriftSettings()
+    kubeadm: KubeadmSettings = KubeadmSettings()
     kubeconfig: str | None = None
     """`kubernetes:kubeconfig` (contents or path), the provider's own; None: $KUBECONFIG or ~/.kube/config."""
     kube_context: str | None = None
@@ -221,7 +236,7 @@ class Settings(_Strict):
 
 _KNOWN_KEYS = {
     "enabled", "masters", "sshPrivateKey", "sshPrivateKeyPassphrase", "policy", "log", "paths", "rollout",
-    "insightAgent",
+    "insightAgent", "drift", "kubeadm",
 }
 _SECRET_KEYS = {"sshPrivateKey", "sshPrivateKeyPassphrase"}
 
@@ -349,7 +364,8 @@ def parse_settings(
     objects = {
         name: _model(model, _json(raw, name, dict) if name in raw else {}, name)
         for name, model in (("log", LogSettings), ("paths", PathSettings), ("rollout", RolloutSettings),
-                            ("insightAgent", InsightAgentSettings))
+                            ("insightAgent", InsightAgentSettings), ("drift", DriftSettings),
+                            ("kubeadm", KubeadmSettings))
     }
     _check_dirs_apart(objects["log"], objects["paths"])
     key = raw.get("sshPrivateKey")
@@ -370,6 +386,8 @@ def parse_settings(
         paths=objects["paths"],
         rollout=objects["rollout"],
         insight_agent=objects["insightAgent"],
+        drift=objects["drift"],
+        kubeadm=objects["kubeadm"],
         kubeconfig=(kubernetes or {}).get("kubeconfig") or None,
         kube_context=(kubernetes or {}).get("context") or None,
         helm_release_settings=_helm_release_settings(kubernetes or {}),
@@ -401,5 +419,6 @@ def load_settings() -> Settings:
         k for k in everything if runtime_config.is_config_secret(k)
     }
     secret = {k[len(prefix):] for k in secret_names if k.startswith(prefix)}
+    # The kubernetes provider's own keys: insight-agent's plan and kubeadm persistence read the same cluster.
     kubernetes = {k[len("kubernetes:"):]: str(v) for k, v in everything.items() if k.startswith("kubernetes:")}
     return parse_settings(raw, secret, pulumi.get_stack(), kubernetes=kubernetes)

@@ -23,6 +23,7 @@ import select
 import shlex
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,13 @@ import paramiko
 import pulumi
 import pulumi.dynamic as dynamic
 
+from components.drift.props import drift_props, pending, with_hidden
+
 # Inputs whose change means "run again"; everything else (e.g. stdout) is an output.
-_COMMAND_INPUTS = ("create", "update", "delete", "stdin", "connectionId")
+# `drift` holds the reasons the program found on the node (components/drift); a successful run
+# converges the node, so outputs always store [] and the next preview compares against that.
+_COMMAND_INPUTS = ("create", "update", "delete", "stdin", "connectionId", "drift")
+_NO_DRIFT: dict[str, list[str]] = {"drift": [], "repair": []}
 _FILE_INPUTS = ("sha256", "remotePath", "mode", "connectionId")
 
 
@@ -82,7 +88,7 @@ def _load_key(text: str, password: str | None) -> paramiko.PKey:
     raise ValueError("the private key could not be read (" + "; ".join(errors) + ")")
 
 
-def open_client(conn: Connection, attempts: int = 5) -> paramiko.SSHClient:
+def open_client(conn: Connection, attempts: int = 5, timeout: float = 15) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     if conn.host_key:
         kind, blob = conn.host_key.split()[:2]
@@ -97,8 +103,9 @@ def open_client(conn: Connection, attempts: int = 5) -> paramiko.SSHClient:
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            client.connect(conn.host, port=conn.port, username=conn.user, pkey=pkey, timeout=15,
-                           allow_agent=pkey is None, look_for_keys=False, banner_timeout=15, auth_timeout=15)
+            client.connect(conn.host, port=conn.port, username=conn.user, pkey=pkey, timeout=timeout,
+                           allow_agent=pkey is None, look_for_keys=False, banner_timeout=timeout,
+                           auth_timeout=timeout)
             return client
         except paramiko.BadHostKeyException:
             raise
@@ -152,7 +159,9 @@ def _check(
 
 def _changed(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> bool:
     def view(props: dict[str, Any]) -> dict[str, Any]:
-        return {**props, "connectionId": Connection.from_props(props["connection"]).identity}
+        # Reasons count wherever they travel (components/drift/props.py); none in an old state.
+        return {**props, "connectionId": Connection.from_props(props["connection"]).identity,
+                "drift": pending(props)}
 
     old, new = view(olds), view(news)
     return any(old.get(k) != new.get(k) for k in keys)
@@ -174,7 +183,7 @@ class RemoteCommandProvider(dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         outs = _check(Connection.from_props(props["connection"]), props["create"], props.get("stdin"))
-        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs=_outputs(props, **outs))
+        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs=_outputs(props, **outs, **_NO_DRIFT))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         return dynamic.DiffResult(changes=_changed(olds, news, _COMMAND_INPUTS), replaces=[])
@@ -182,7 +191,7 @@ class RemoteCommandProvider(dynamic.ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         command = news.get("update") or news["create"]
         outs = _check(Connection.from_props(news["connection"]), command, news.get("stdin"))
-        return dynamic.UpdateResult(outs=_outputs(news, **outs))
+        return dynamic.UpdateResult(outs=_outputs(news, **outs, **_NO_DRIFT))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         if props.get("delete"):
@@ -196,12 +205,12 @@ class RemoteCommand(dynamic.Resource, module="kube-audit", name="RemoteCommand")
     stderr: pulumi.Output[str]
 
     def __init__(self, name: str, connection: Connection, create: str, update: str | None = None,
-                 delete: str | None = None, stdin: str | None = None,
+                 delete: str | None = None, stdin: str | None = None, drift: Sequence[str] = (),
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(RemoteCommandProvider(), name, {
             "connection": connection_input(connection), "create": create, "update": update, "delete": delete,
-            "stdin": stdin, "stdout": None, "stderr": None,
-        }, opts)
+            "stdin": stdin, **drift_props(drift), "stdout": None, "stderr": None,
+        }, with_hidden(opts))
 
 
 def upload(conn: Connection, source: str, remote_path: str, mode: int) -> None:

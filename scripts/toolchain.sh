@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # build functions are called indirectly: unit NAME PIN FUNCTION
 # Build the lab toolchain (pulumi CLI + Python language host, Pulumi resource providers,
-# kube-apiserver, etcd/etcdctl, helm) from PINNED Go module versions fetched through the Go
+# kube-apiserver, kubeadm, etcd/etcdctl, helm) from PINNED Go module versions fetched through the Go
 # module proxy, into a cache OUTSIDE the repo:
 #
 #     ${KUBE_AUDIT_CACHE:-$HOME/.cache/kube-audit}/toolchain/bin/
@@ -313,9 +313,10 @@ unit pulumi-resource-kubernetes \
 # ---------------------------------------------------------------------------------------------
 # 4. kube-apiserver
 
-build_kube_apiserver() {
-    local w="$WORK/kubernetes" gomod staging_ver old oldv new newv n=0 major minor rest bdate
-    new_wrapper "$w" kube-audit.local/toolchain/kubernetes
+# k8s_wrapper DIR PKG: a wrapper module requiring k8s.io/kubernetes at the pin, tools.go = PKG.
+k8s_wrapper() {
+    local w=$1 pkg=$2 gomod staging_ver old oldv new newv n=0
+    new_wrapper "$w" "kube-audit.local/toolchain/$(basename "$w")"
     gomod="$(mod_gomod "k8s.io/kubernetes@$KUBERNETES_VERSION")"
     staging_ver="v0.${KUBERNETES_VERSION#v1.}"
     (cd "$w" && run go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION")
@@ -333,18 +334,33 @@ build_kube_apiserver() {
     ((n > 0)) || fail "found no staging replaces in $gomod"
     log "  replaced $n k8s.io staging modules with $staging_ver"
     copy_remote_replaces "$gomod" "$w" "k8s.io/kubernetes@$KUBERNETES_VERSION"
-    write_tools "$w" k8s.io/kubernetes/cmd/kube-apiserver
+    write_tools "$w" "$pkg"
     tidy "$w"
+}
+
+# k8s_ldflags: the version stamps `kubectl version`-style tools read (kubeadm checks them).
+k8s_ldflags() {
+    local major minor rest bdate ld="" p
     IFS=. read -r major minor rest <<<"${KUBERNETES_VERSION#v}"
     bdate="$(mod_time "k8s.io/kubernetes@$KUBERNETES_VERSION")"
-    local ld="" p
     for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
         ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
         ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$bdate"
     done
-    gobuild "$w" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$ld"
+    printf '%s' "$ld"
+}
+
+build_kube_apiserver() {
+    k8s_wrapper "$WORK/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver
+    gobuild "$WORK/kubernetes" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)"
+}
+# kubeadm from the same module and pin: regenerates manifests as `kubeadm upgrade` does (issue #9's proof).
+build_kubeadm() {
+    k8s_wrapper "$WORK/kubeadm" k8s.io/kubernetes/cmd/kubeadm
+    gobuild "$WORK/kubeadm" kubeadm k8s.io/kubernetes/cmd/kubeadm "$(k8s_ldflags)"
 }
 unit kube-apiserver "k8s.io/kubernetes@$KUBERNETES_VERSION recipe=$TOOLCHAIN_RECIPE" build_kube_apiserver
+unit kubeadm "k8s.io/kubernetes@$KUBERNETES_VERSION recipe=$TOOLCHAIN_RECIPE" build_kubeadm
 
 # ---------------------------------------------------------------------------------------------
 # 5. etcd + etcdctl (one wrapper; etcd's modules replace each other with ../ paths, and each
@@ -419,6 +435,7 @@ version_line() {
             echo "script from $PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION" ;;
         pulumi-resource-*) plugin_schema_version "$1" ;;
         kube-apiserver) "$b" --version ;;
+        kubeadm) "$b" version -o short ;;
         etcd) "$b" --version | head -n 1 ;;
         etcdctl) "$b" version | head -n 1 ;;
         helm) "$b" version --short ;;

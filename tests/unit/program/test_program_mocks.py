@@ -44,9 +44,12 @@ class Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def build(overrides: dict[str, Any] | None = None) -> tuple[Mocks, dict[str, Recorded], Any]:
+def build(overrides: dict[str, Any] | None = None, reader: Any = None, kubeadm_observer: Any = None,
+          kubernetes: dict[str, str] | None = None, preview: bool = False) -> tuple[Mocks, dict[str, Recorded], Any]:
+    """The program under mocks; without a fact `reader` drift reading is off, without a `kubeadm_observer`
+    kubeadm persistence is off (unit tests reach no node and no cluster)."""
     mocks = Mocks()
-    pulumi.runtime.set_mocks(mocks, project="kube-audit", stack="dev", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="kube-audit", stack="dev", preview=preview)
     recorded: dict[str, Recorded] = {}
 
     def capture(args: pulumi.ResourceTransformationArgs) -> None:
@@ -58,8 +61,14 @@ def build(overrides: dict[str, Any] | None = None) -> tuple[Mocks, dict[str, Rec
     pulumi.runtime.register_stack_transformation(capture)
     from components.audit_logging import AuditLogging
 
-    settings = parse_settings(base_config(**(overrides or {})), {"sshPrivateKey"}, "dev")
-    audit = AuditLogging("audit", settings, agent_plan(settings))
+    overrides = dict(overrides or {})
+    if reader is None:
+        overrides.setdefault("drift", {"read": False})
+    if kubeadm_observer is None:
+        overrides.setdefault("kubeadm", {"persist": False})
+    settings = parse_settings(base_config(**overrides), {"sshPrivateKey"}, "dev", kubernetes=kubernetes)
+    extra = {k: v for k, v in (("reader", reader), ("kubeadm_observer", kubeadm_observer)) if v is not None}
+    audit = AuditLogging("audit", settings, agent_plan(settings), **extra)
     return mocks, recorded, audit
 
 

@@ -1,0 +1,110 @@
+"""Gather every master's facts at once, read-only and bounded in time, while the program runs.
+
+Why in the program and not in the provider: a plain `pulumi preview` never calls a provider's
+`read`, and a dynamic provider's `diff` cannot say *why* it differs. Facts read here become a
+`drift` input (plain reasons), so the ordinary diff shows them and `up` repairs through the same
+gated update as any other change. An unreachable master is a warning, never a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from components.ssh import Connection, open_client
+
+READER_SOURCE = (Path(__file__).resolve().parent / "reader.py").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class FactRequest:
+    """What to read on one master."""
+
+    manifest: str
+    policy: str | None
+    """The policy file path, or None when audit is off (then its absence is expected)."""
+
+    def to_json(self) -> str:
+        return json.dumps({"manifest": self.manifest, "policy": self.policy}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Facts from one master, or why there are none."""
+
+    facts: dict[str, Any] | None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+# master name -> (connection, request); returns master name -> reading.
+FactReader = Callable[[Mapping[str, tuple[Connection, FactRequest]], float], dict[str, Reading]]
+
+
+def reader_command(request: FactRequest) -> str:
+    """Run the reader from stdin with the request as its one argument; no python3 is said plainly."""
+    return ("command -v python3 >/dev/null 2>&1 || { echo 'python3 not found in PATH' >&2; exit 127; }; "
+            "exec python3 - " + shlex.quote(request.to_json()))
+
+
+def _run_bounded(client: paramiko.SSHClient, command: str, stdin: str, deadline: float) -> tuple[int, str, str]:
+    transport = client.get_transport()
+    assert transport is not None
+    channel = transport.open_session()
+    channel.exec_command(command)
+    channel.sendall(stdin.encode("utf-8"))
+    channel.shutdown_write()
+    out, err = bytearray(), bytearray()
+    while True:
+        if time.monotonic() > deadline:
+            channel.close()
+            raise TimeoutError("the fact reader did not finish in time")
+        select.select([channel], [], [], 0.2)
+        while channel.recv_ready():
+            out += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            return channel.recv_exit_status(), out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def read_one(conn: Connection, request: FactRequest, timeout: float) -> Reading:
+    """One SSH connection, one read-only command; every failure becomes a Reading with an error."""
+    start = time.monotonic()
+    deadline = start + timeout
+    try:
+        client = open_client(conn, attempts=1, timeout=max(1.0, timeout / 2))
+    except (ConnectionError, OSError, paramiko.SSHException, ValueError) as exc:
+        return Reading(None, f"cannot connect to {conn.label}: {exc}", time.monotonic() - start)
+    try:
+        code, out, err = _run_bounded(client, reader_command(request), READER_SOURCE, deadline)
+    except (OSError, paramiko.SSHException, TimeoutError) as exc:
+        return Reading(None, f"reading {conn.label} failed: {exc}", time.monotonic() - start)
+    finally:
+        client.close()
+    elapsed = time.monotonic() - start
+    if code != 0:
+        return Reading(None, f"the fact reader exited {code} on {conn.label}: {(err or out).strip()[-500:]}", elapsed)
+    try:
+        facts = json.loads(out)
+    except ValueError:
+        return Reading(None, f"the fact reader on {conn.label} printed no JSON: {out.strip()[:200]!r}", elapsed)
+    return Reading(facts if isinstance(facts, dict) else None, None, elapsed)
+
+
+def read_all(targets: Mapping[str, tuple[Connection, FactRequest]], timeout: float) -> dict[str, Reading]:
+    """Every master in parallel, so the whole read takes about as long as the slowest master."""
+    if not targets:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
+        futures = {name: pool.submit(read_one, conn, req, timeout) for name, (conn, req) in targets.items()}
+        return {name: future.result() for name, future in futures.items()}

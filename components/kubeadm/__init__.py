@@ -1,0 +1,1 @@
+"""kubeadm persistence: the audit flags and mounts recorded in kube-system/kubeadm-config."""
