@@ -9,6 +9,7 @@ from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollecti
 from components.node_program import NodeProgram, NodeProgramArgs, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.settings import Settings
+from components.volume.stack import volume_forecast
 
 
 class AuditLogging(pulumi.ComponentResource):
@@ -26,7 +27,14 @@ class AuditLogging(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {"stack": settings.stack, "enabled": settings.enabled, "logMaxAge": settings.log.max_age,
                  "logMaxBackup": settings.log.max_backup, "logMaxSize": settings.log.max_size}
+        volume = volume_forecast(settings)  # None without kube-audit:volumeSample
+        if volume is not None:
+            props.update(volume.props)  # the guardrail pack checks predictedHistoryHours
         super().__init__("kube-audit:index:AuditLogging", name, props, opts)
+        if volume is not None:
+            pulumi.log.info(volume.summary, self)
+            for warning in volume.warnings:
+                pulumi.log.warn(warning, self)
         child = pulumi.ResourceOptions(parent=self)
         connections = {m.name: connection(m, settings) for m in settings.masters}
         programs = {

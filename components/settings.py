@@ -150,6 +150,9 @@ class Settings(_Strict):
     paths: PathSettings
     rollout: RolloutSettings
     insight_agent: InsightAgentSettings
+    # Audit log samples to predict the policy's daily volume from (preview prints it); empty: none.
+    volume_sample: tuple[str, ...] = ()
+    volume_min_history_hours: float = 24.0
 
     def audit_state(self, enabled: bool | None = None) -> AuditState:
         on = self.enabled if enabled is None else enabled
@@ -175,7 +178,7 @@ class Settings(_Strict):
 
 _KNOWN_KEYS = {
     "enabled", "masters", "sshPrivateKey", "sshPrivateKeyPassphrase", "policy", "log", "paths", "rollout",
-    "insightAgent",
+    "insightAgent", "volumeSample", "volumeMinHistoryHours",
 }
 _SECRET_KEYS = {"sshPrivateKey", "sshPrivateKeyPassphrase"}
 
@@ -245,6 +248,37 @@ def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
     return PolicySource(name=name, path=str(path), text=policy.text, sha256=policy_hash(policy))
 
 
+def _volume_sample(raw: Mapping[str, str], base_dir: Path) -> tuple[str, ...]:
+    """`volumeSample`: one path or a JSON list of paths, relative to the project; each must exist."""
+    value = raw.get("volumeSample", "").strip()
+    if not value:
+        return ()
+    items = _json(raw, "volumeSample", list) if value.startswith("[") else [value]
+    paths = []
+    for i, item in enumerate(items):
+        key = _key("volumeSample", i) if value.startswith("[") else _key("volumeSample")
+        if not isinstance(item, str) or not item:
+            raise SettingsError(f"{key}: expected a path to an audit log file")
+        path = Path(item).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        if not path.is_file():
+            raise SettingsError(f"{key}: {item}: no such file (an audit log sample: JSON lines, plain or .gz)")
+        paths.append(str(path))
+    return tuple(paths)
+
+
+def _hours(raw: Mapping[str, str], name: str, default: float) -> float:
+    if name not in raw:
+        return default
+    try:
+        value = float(raw[name])
+    except ValueError:
+        raise SettingsError(f"{_key(name)}: expected a number of hours, got {raw[name]!r}") from None
+    if not value >= 0:
+        raise SettingsError(f"{_key(name)}: must be 0 or more hours, got {raw[name]!r}")
+    return value
+
+
 def parse_settings(
     raw: Mapping[str, str], secret_keys: set[str], stack: str, base_dir: Path = PROJECT_DIR
 ) -> Settings:
@@ -284,6 +318,8 @@ def parse_settings(
         paths=objects["paths"],
         rollout=objects["rollout"],
         insight_agent=objects["insightAgent"],
+        volume_sample=_volume_sample(raw, base_dir),
+        volume_min_history_hours=_hours(raw, "volumeMinHistoryHours", 24.0),
     )
 
 
