@@ -337,3 +337,22 @@ def load_settings() -> Settings:
     }
     secret = {k[len(prefix):] for k in secret_names if k.startswith(prefix)}
     return parse_settings(raw, secret, pulumi.get_stack())
+
+
+def stack_file_log_settings(path: Path) -> tuple[LogSettings, int]:
+    """`log` settings and the number of masters from a stack file (`Pulumi.<stack>.yaml`), for `volume`.
+
+    Only these two keys are read; secrets and everything else are left alone. Errors name the key.
+    """
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: not a readable stack file ({exc})") from None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    config = config if isinstance(config, dict) else {}
+    log = config.get(f"{NAMESPACE}:log", {})
+    settings = _model(LogSettings, log if isinstance(log, dict) else {}, "log")
+    masters = config.get(f"{NAMESPACE}:masters")
+    return settings, len(masters) if isinstance(masters, list) and masters else 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from components.policy import Policy, PolicyError, load_policy_file
 from components.policy.profiles import is_profile_name, resolve_policy
+from components.settings import LogSettings, SettingsError, stack_file_log_settings
 
 from .forecast import forecast
 from .reader import SampleError
@@ -34,12 +35,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("policies", nargs="+", metavar="POLICY")
     p.add_argument("--sample", nargs="+", required=True, metavar="FILE", type=Path,
                    help="audit log files (rotated and .gz files too); best taken under a log-everything policy")
-    p.add_argument("--max-size", type=int, default=100, metavar="MB", help="log.maxSize (default 100)")
-    p.add_argument("--max-backup", type=int, default=1, metavar="N", help="log.maxBackup (default 1)")
-    p.add_argument("--max-age", type=int, default=30, metavar="DAYS", help="log.maxAge (default 30)")
-    p.add_argument("--compress", action="store_true", help="log.compress: rotated files are gzipped")
-    p.add_argument("--masters", type=int, default=1, metavar="N",
-                   help="apiservers sharing the sample's traffic (default 1: the sample is one master's log)")
+    p.add_argument("--stack-config", type=Path, metavar="Pulumi.STACK.yaml",
+                   help="take log.maxSize/maxBackup/maxAge/compress and the number of masters from this stack")
+    p.add_argument("--max-size", type=int, metavar="MB", help="log.maxSize (default: the stack's, else 100)")
+    p.add_argument("--max-backup", type=int, metavar="N", help="log.maxBackup (default: the stack's, else 1)")
+    p.add_argument("--max-age", type=int, metavar="DAYS", help="log.maxAge (default: the stack's, else 30)")
+    p.add_argument("--compress", action="store_true", default=None, help="log.compress: rotated files are gzipped")
+    p.add_argument("--masters", type=int, metavar="N",
+                   help="apiservers sharing the sample's traffic (default: the stack's masters, else 1: the "
+                   "sample is one master's log)")
     p.add_argument("--span-seconds", type=float, metavar="S",
                    help="the time the sample covers (default: first to last timestamp in it)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="users/resources/rules listed (default 5)")
@@ -68,13 +72,32 @@ def _progress(total: int) -> Any:
     return show
 
 
+def _rotation(args: argparse.Namespace) -> tuple[Rotation, int]:
+    """Flags over the stack file over the stack defaults (raises SettingsError naming the key)."""
+    log, masters = LogSettings(), 1
+    if args.stack_config is not None:
+        log, masters = stack_file_log_settings(args.stack_config)
+    rotation = Rotation(
+        log.max_size if args.max_size is None else args.max_size,
+        log.max_backup if args.max_backup is None else args.max_backup,
+        log.max_age if args.max_age is None else args.max_age,
+        bool(log.compress) if args.compress is None else args.compress,
+    )
+    return rotation, masters if args.masters is None else args.masters
+
+
 def run_volume(args: argparse.Namespace) -> int:
     """Load every policy, read the samples once, print the forecast."""
+    try:
+        rotation, masters = _rotation(args)
+    except SettingsError as err:
+        print(f"{args.stack_config}: {err}", file=sys.stderr)
+        return 2
     for flag in ("max_size", "max_backup", "max_age"):
-        if getattr(args, flag) < 0:
+        if (getattr(args, flag) or 0) < 0:
             print(f"volume: --{flag.replace('_', '-')} must not be negative", file=sys.stderr)
             return 2
-    if args.masters < 1 or (args.span_seconds is not None and args.span_seconds <= 0):
+    if masters < 1 or (args.span_seconds is not None and args.span_seconds <= 0):
         print("volume: --masters must be at least 1 and --span-seconds positive", file=sys.stderr)
         return 2
     if args.plot is not None:
@@ -98,11 +121,10 @@ def run_volume(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"{path}: no such sample file", file=sys.stderr)
             return 2
-    rotation = Rotation(args.max_size, args.max_backup, args.max_age, args.compress)
     total = sum(p.stat().st_size for p in args.sample)
     progress = _progress(total) if sys.stderr.isatty() else None
     try:
-        result = forecast(policies, list(args.sample), rotation, args.masters, args.span_seconds, progress)
+        result = forecast(policies, list(args.sample), rotation, masters, args.span_seconds, progress)
     except SampleError as err:
         print(err, file=sys.stderr)
         return 2

@@ -207,3 +207,25 @@ def test_cli_table_plot_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["volume", "dce-default", "--sample", str(sample), "--plot", str(png)]) == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
+
+
+def test_cli_takes_rotation_and_masters_from_the_stack_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = tmp_path / "s.log"
+    sample.write_text(LOG_EVERYTHING)
+    stack = tmp_path / "Pulumi.prod.yaml"
+    stack.write_text("config:\n  kube-audit:masters:\n    - {name: m1, host: h1}\n    - {name: m2, host: h2}\n"
+                     "  kube-audit:log:\n    maxSize: 10\n    maxBackup: 3\n    compress: true\n"
+                     "  kube-audit:sshPrivateKey:\n    secure: v1:abc\n")
+    assert main(["volume", "metadata-only", "--sample", str(sample), "--json", "--stack-config", str(stack)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["masters"] == 2
+    assert doc["rotation"] | {"compressRatio": 0} == {"maxSize": 10, "maxBackup": 3, "maxAge": 30, "compress": True,
+                                                       "compressRatio": 0}
+    assert 0 < doc["rotation"]["compressRatio"] < 0.5  # JSON audit events compress well
+    assert main(["volume", "metadata-only", "--sample", str(sample), "--json", "--stack-config", str(stack),
+                 "--max-backup", "7", "--masters", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["masters"], doc["rotation"]["maxBackup"], doc["rotation"]["maxSize"]) == (1, 7, 10)
+    stack.write_text('config:\n  kube-audit:log:\n    maxAge: "30"\n')
+    assert main(["volume", "metadata-only", "--sample", str(sample), "--stack-config", str(stack)]) == 2
+    assert "kube-audit:log.maxAge" in capsys.readouterr().err
