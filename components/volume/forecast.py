@@ -36,6 +36,8 @@ class PolicyForecast:
     estimated_events: int
     estimated_bytes: int
     lower_in_sample: int
+    writes: tuple[int, int]  # write requests in the sample, of them recorded (level above None)
+    secrets: tuple[int, int]  # requests to secrets (any verb), of them recorded
     events_per_day: float
     bytes_per_day: float
     bytes_per_day_per_master: float
@@ -107,6 +109,8 @@ def _policy_forecast(tally: Tally, requests: int, scale: float, masters: int, ro
         estimated_events=tally.estimated_events,
         estimated_bytes=tally.estimated_bytes,
         lower_in_sample=tally.lower_in_sample,
+        writes=(tally.writes[0], tally.writes[1]),
+        secrets=(tally.secrets[0], tally.secrets[1]),
         events_per_day=tally.events * scale,
         bytes_per_day=per_day,
         bytes_per_day_per_master=per_day / masters,

@@ -26,6 +26,7 @@ TERMINAL = ("ResponseComplete", "Panic")
 LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
 LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
 BODY_VERBS = frozenset({"create", "update", "patch"})  # verbs whose request carries an object
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 DEFAULT_BODY_BYTES = 1024  # when the sample has no body of a kind at all (said in the report)
 K = TypeVar("K")
 PENDING_LIMIT = 200_000  # requests waiting for their last stage; beyond it the oldest are priced
@@ -53,6 +54,9 @@ class Tally:
     estimated_events: int = 0  # stages the sample did not hold (synthesised)
     estimated_bytes: int = 0  # their bytes plus every estimated body
     lower_in_sample: int = 0  # requests the sample holds below the level this policy asks
+    # coverage: (requests, recorded) for writes and for any access to secrets
+    writes: list[int] = field(default_factory=lambda: [0, 0])
+    secrets: list[int] = field(default_factory=lambda: [0, 0])
     by_rule: dict[int | None, Bucket] = field(default_factory=dict)
     by_user: dict[str, Bucket] = field(default_factory=dict)
     by_resource: dict[str, Bucket] = field(default_factory=dict)
@@ -181,10 +185,19 @@ class Replay:
         label = resource_label(first)
         sample_rank = max(LEVEL_RANK.get(e.level, 0) for e in stages.values())
         plan = self._stages(stages, first) if synthesise else [(s, e, False) for s, e in stages.items()]
+        is_write = first.resource_request and first.verb in WRITE_VERBS
+        is_secret = first.resource_request and first.api_group == "" and first.resource == "secrets"
         for tally in self.tallies:
             decision = tally.policy.compiled.evaluate(request)
             if synthesise:
                 tally.by_level[decision.level] += 1
+                recorded = decision.level != "None"
+                if is_write:
+                    tally.writes[0] += 1
+                    tally.writes[1] += recorded
+                if is_secret:
+                    tally.secrets[0] += 1
+                    tally.secrets[1] += recorded
             rank = LEVEL_RANK[decision.level]
             if rank == 0:
                 if synthesise:

@@ -47,6 +47,8 @@ def policy_json(p: PolicyForecast, top: int) -> dict[str, Any]:
         "historyLimitedBy": h.limited_by,
         "rotateEveryHours": None if h.rotate_every_hours is None else round(h.rotate_every_hours, 2),
         "diskBytesPerMaster": h.disk_bytes,
+        "coverage": {"writes": {"requests": p.writes[0], "recorded": p.writes[1]},
+                     "secrets": {"requests": p.secrets[0], "recorded": p.secrets[1]}},
         "estimated": {"events": p.estimated_events, "bytes": p.estimated_bytes,
                       "requestsLowerInSample": p.lower_in_sample},
         "byRule": [{"rule": rule, "requests": b.requests, "events": b.events, "bytes": b.bytes}
@@ -105,6 +107,8 @@ def format_forecast(f: Forecast, top: int = 5) -> str:
                 if b.bytes:
                     name = "no rule (None)" if title == "rule" and key is None else str(key)
                     lines.append(f"  {title:<8} {name:<48} {b.requests:>9} req {human_bytes(b.bytes):>11}")
+        lines.append(f"  records {p.writes[1]}/{p.writes[0]} writes and {p.secrets[1]}/{p.secrets[0]} "
+                     "requests to secrets of the sample")
         if p.lower_in_sample:
             lines.append(f"  {p.lower_in_sample} request(s) are held in the sample below the level this policy "
                          "asks: their missing bodies are estimated from the sample's other bodies")

@@ -229,3 +229,15 @@ def test_cli_takes_rotation_and_masters_from_the_stack_file(tmp_path: Path, caps
     stack.write_text('config:\n  kube-audit:log:\n    maxAge: "30"\n')
     assert main(["volume", "metadata-only", "--sample", str(sample), "--stack-config", str(stack)]) == 2
     assert "kube-audit:log.maxAge" in capsys.readouterr().err
+
+
+def test_coverage_of_writes_and_secrets(tmp_path: Path) -> None:
+    policy = load_policy("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+                         "- level: None\n  resources: [{group: '', resources: [secrets]}]\n"
+                         "- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n", "p")
+    f = predict(policy, LOG_EVERYTHING, tmp_path)["forecast"].policies[0]
+    writes = [c for c in CALLS if c.request.resource_request and c.request.verb in ("create", "update", "patch", "delete")]
+    secrets = [c for c in CALLS if c.request.resource == "secrets"]
+    unrecorded_writes = [c for c in writes if c.request.resource == "secrets"]
+    assert f.writes == (len(writes), len(writes) - len(unrecorded_writes))
+    assert f.secrets == (len(secrets), 0)
