@@ -39,4 +39,6 @@ def test_clients_use_disjoint_names_and_only_client_0_is_the_node() -> None:
     assert all(op.who != "node" or "kube-node-lease" not in op.path for op in plan(1, client=1))
     assert not any(op.watch for op in plan(2, watches=False))
     assert all("resourceVersion=0" in op.path for op in plan(1, cached_lists=True) if op.verb == "list")
+    assert [op.path for op in plan(1, cached_lists=True) if op.verb == "list-consistent"] == [
+        "/api/v1/namespaces/kalab-workload/pods"]
     assert not any("resourceVersion" in op.path for op in plan(1) if op.verb == "list")

@@ -18,7 +18,7 @@ import pytest
 from components.policy.profiles import list_profiles
 from components.volume import Rotation, forecast
 from components.volume.cli import load_policy_arg
-from lab import workload
+from lab import stack, workload
 from lab.audit_stack import AuditStack, LogTap, user_agent_filter, write_sample
 from lab.config import REPO
 
@@ -81,3 +81,17 @@ def test_predicted_bytes_and_events_match_the_apiserver(e2e: E2E, audit_stack: A
         assert row["measured_events"] > 0, row
         assert abs(row["events_error"]) <= 0.02, f"events off by more than 2 %: {row}"
         assert abs(row["bytes_error"]) <= 0.10, f"bytes off by more than 10 %: {row}"
+
+
+def test_preview_prints_the_forecast_and_warns_on_short_history(audit_stack: AuditStack) -> None:
+    sample = audit_stack.lab.state / "volume-accuracy" / "log-everything.log"
+    if not sample.exists():
+        pytest.skip("needs the sample of the accuracy test")
+    audit_stack._config({"kube-audit:volumeSample": str(sample), "kube-audit:volumeMinHistoryHours": "1000000"})
+    try:
+        r = stack.run_pulumi(audit_stack.lab, "preview", "--non-interactive", timeout=600)
+    finally:
+        audit_stack._config({"kube-audit:volumeSample": "", "kube-audit:volumeMinHistoryHours": "24"})
+    out = r.stdout + r.stderr
+    assert "predicted" in out and "of audit log a day" in out and "history per master" in out, out[-3000:]
+    assert "keeps only" in out, out[-3000:]
