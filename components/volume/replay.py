@@ -95,8 +95,11 @@ def resource_label(ev: SampleEvent) -> str:
 def to_request(ev: SampleEvent) -> Request:
     """The evaluator's view of the request (authorizer attributes as the event records them)."""
     if ev.resource_request:
+        # The policy is evaluated on the RequestInfo, where a create has a name only on a subresource;
+        # a later stage's objectRef carries the created object's name, which the checker never saw.
+        name = "" if ev.verb == "create" and not ev.subresource else ev.name
         return Request(user=ev.user, groups=ev.groups, verb=ev.verb, api_group=ev.api_group, resource=ev.resource,
-                       subresource=ev.subresource, namespace=ev.namespace, name=ev.name, resource_request=True)
+                       subresource=ev.subresource, namespace=ev.namespace, name=name, resource_request=True)
     return Request(user=ev.user, groups=ev.groups, verb=ev.verb, path=ev.path, resource_request=False)
 
 
