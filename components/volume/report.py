@@ -129,13 +129,13 @@ def plot(f: Forecast, path: Path, top: int = 6) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    names = [p.name for p in f.policies]
+    names = [Path(p.name).stem if p.name.endswith((".yaml", ".yml", ".json")) else p.name for p in f.policies]
     gib = 1024.0**3
     left.bar(names, [p.bytes_per_day / gib for p in f.policies], color="#4c72b0")
     left.set_ylabel("GiB per day (cluster)")
     left.set_title("predicted audit log volume by policy")
     for i, p in enumerate(f.policies):
-        left.annotate(human_hours(p.history.hours) + " kept", (i, p.bytes_per_day / gib), ha="center",
+        left.annotate(human_hours(p.history.hours) + " kept per master", (i, p.bytes_per_day / gib), ha="center",
                       va="bottom", fontsize=8)
     bottoms = [0.0] * len(f.policies)
     for i, p in enumerate(f.policies):
