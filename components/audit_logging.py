@@ -21,6 +21,7 @@ from components.kubeadm.persistence import (
 from components.node_program import NodeProgram, NodeProgramArgs, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.settings import Settings
+from components.volume.stack import volume_forecast
 
 KubeadmObserver = Callable[[KubeAccess], KubeadmObservation]
 
@@ -42,7 +43,14 @@ class AuditLogging(pulumi.ComponentResource):
                  reader: FactReader = read_all, kubeadm_observer: KubeadmObserver = observe_kubeadm) -> None:
         props = {"stack": settings.stack, "enabled": settings.enabled, "logMaxAge": settings.log.max_age,
                  "logMaxBackup": settings.log.max_backup, "logMaxSize": settings.log.max_size}
+        volume = volume_forecast(settings)  # None without kube-audit:volumeSample
+        if volume is not None:
+            props.update(volume.props)  # the guardrail pack checks predictedHistoryHours
         super().__init__("kube-audit:index:AuditLogging", name, props, opts)
+        if volume is not None:
+            pulumi.log.info(volume.summary, self)
+            for warning in volume.warnings:
+                pulumi.log.warn(warning, self)
         child = pulumi.ResourceOptions(parent=self)
         connections = {m.name: connection(m, settings) for m in settings.masters}
         # Read before declaring: what differs on each node becomes part of the inputs the diff shows.

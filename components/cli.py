@@ -1,4 +1,4 @@
-"""The command line for people and CI: `python -m components <validate|lint|explain|manifest> ...`."""
+"""The command line for people and CI: `python -m components <validate|lint|explain|manifest|volume> ...`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 from components.manifest import cli as manifest_cli
 from components.policy import cli as policy_cli
+from components.volume import cli as volume_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     policy_cli.register(sub)
     manifest_cli.register(sub)
+    volume_cli.register(sub)
     return parser
 
 

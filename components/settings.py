@@ -211,6 +211,9 @@ class Settings(_Strict):
     """`kubernetes:context`."""
     helm_release_settings: dict[str, str] = Field(default_factory=dict)
     """`kubernetes:helmReleaseSettings` (driver, repositoryConfigPath, repositoryCache): the provider's Helm."""
+    # Audit log samples to predict the policy's daily volume from (preview prints it); empty: none.
+    volume_sample: tuple[str, ...] = ()
+    volume_min_history_hours: float = 24.0
 
     def audit_state(self, enabled: bool | None = None) -> AuditState:
         on = self.enabled if enabled is None else enabled
@@ -236,7 +239,7 @@ class Settings(_Strict):
 
 _KNOWN_KEYS = {
     "enabled", "masters", "sshPrivateKey", "sshPrivateKeyPassphrase", "policy", "log", "paths", "rollout",
-    "insightAgent", "drift", "kubeadm",
+    "insightAgent", "drift", "kubeadm", "volumeSample", "volumeMinHistoryHours",
 }
 _SECRET_KEYS = {"sshPrivateKey", "sshPrivateKeyPassphrase"}
 
@@ -340,6 +343,37 @@ def _check_dirs_apart(log: LogSettings, paths: PathSettings) -> None:
         raise SettingsError("\n".join(problems))
 
 
+def _volume_sample(raw: Mapping[str, str], base_dir: Path) -> tuple[str, ...]:
+    """`volumeSample`: one path or a JSON list of paths, relative to the project; each must exist."""
+    value = raw.get("volumeSample", "").strip()
+    if not value:
+        return ()
+    items = _json(raw, "volumeSample", list) if value.startswith("[") else [value]
+    paths = []
+    for i, item in enumerate(items):
+        key = _key("volumeSample", i) if value.startswith("[") else _key("volumeSample")
+        if not isinstance(item, str) or not item:
+            raise SettingsError(f"{key}: expected a path to an audit log file")
+        path = Path(item).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        if not path.is_file():
+            raise SettingsError(f"{key}: {item}: no such file (an audit log sample: JSON lines, plain or .gz)")
+        paths.append(str(path))
+    return tuple(paths)
+
+
+def _hours(raw: Mapping[str, str], name: str, default: float) -> float:
+    if name not in raw:
+        return default
+    try:
+        value = float(raw[name])
+    except ValueError:
+        raise SettingsError(f"{_key(name)}: expected a number of hours, got {raw[name]!r}") from None
+    if not value >= 0:
+        raise SettingsError(f"{_key(name)}: must be 0 or more hours, got {raw[name]!r}")
+    return value
+
+
 def parse_settings(
     raw: Mapping[str, str], secret_keys: set[str], stack: str, base_dir: Path = PROJECT_DIR,
     kubernetes: Mapping[str, str] | None = None,
@@ -391,6 +425,8 @@ def parse_settings(
         kubeconfig=(kubernetes or {}).get("kubeconfig") or None,
         kube_context=(kubernetes or {}).get("context") or None,
         helm_release_settings=_helm_release_settings(kubernetes or {}),
+        volume_sample=_volume_sample(raw, base_dir),
+        volume_min_history_hours=_hours(raw, "volumeMinHistoryHours", 24.0),
     )
 
 
@@ -422,3 +458,22 @@ def load_settings() -> Settings:
     # The kubernetes provider's own keys: insight-agent's plan and kubeadm persistence read the same cluster.
     kubernetes = {k[len("kubernetes:"):]: str(v) for k, v in everything.items() if k.startswith("kubernetes:")}
     return parse_settings(raw, secret, pulumi.get_stack(), kubernetes=kubernetes)
+
+
+def stack_file_log_settings(path: Path) -> tuple[LogSettings, int]:
+    """`log` settings and the number of masters from a stack file (`Pulumi.<stack>.yaml`), for `volume`.
+
+    Only these two keys are read; secrets and everything else are left alone. Errors name the key.
+    """
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: not a readable stack file ({exc})") from None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    config = config if isinstance(config, dict) else {}
+    log = config.get(f"{NAMESPACE}:log", {})
+    settings = _model(LogSettings, log if isinstance(log, dict) else {}, "log")
+    masters = config.get(f"{NAMESPACE}:masters")
+    return settings, len(masters) if isinstance(masters, list) and masters else 1

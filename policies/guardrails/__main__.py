@@ -5,7 +5,7 @@ pack only picks the resources and props out of the engine's view of this program
 
 * ``kube-audit:index:AuditPolicyFile`` — props ``policyText``, ``policySource``, ``policyHash``
 * ``kube-audit:index:AuditLogging`` — props ``enabled``, ``logMaxAge``, ``logMaxBackup``,
-  ``logMaxSize``
+  ``logMaxSize`` (and ``predictedHistoryHours``, ``minHistoryHours`` with a volume sample)
 
 All these props are plain config values, known at preview. Were one unknown, reading it raises
 the SDK's UnknownValueError, which pulumi_policy reports as "can't run policy ... during preview"
@@ -34,6 +34,7 @@ from components.policy.guardrails import (
     check_prod_enabled,
     check_retention,
 )
+from components.volume.stack import check_history
 
 POLICY_FILE_TYPE = "kube-audit:index:AuditPolicyFile"
 LOGGING_TYPE = "kube-audit:index:AuditLogging"
@@ -86,6 +87,16 @@ def validate_prod_enabled(args: ResourceValidationArgs, report_violation: Report
         report_violation(violation, args.urn)
 
 
+def validate_history(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != LOGGING_TYPE:
+        return
+    hours, minimum = args.props.get("predictedHistoryHours"), args.props.get("minHistoryHours")
+    if not isinstance(hours, (int, float)) or not isinstance(minimum, (int, float)):
+        return  # no kube-audit:volumeSample: nothing predicted
+    for violation in check_history(float(hours), float(minimum)):
+        report_violation(violation, args.urn)
+
+
 POLICIES = [
     ResourceValidationPolicy(
         name="audit-policy-valid",
@@ -105,6 +116,13 @@ POLICIES = [
         name="audit-enabled-in-prod",
         description='Audit logging is enabled on stacks whose name starts with "prod".',
         validate=validate_prod_enabled,
+        enforcement_level=EnforcementLevel.ADVISORY,
+    ),
+    ResourceValidationPolicy(
+        name="audit-history-kept",
+        description="At the volume predicted from kube-audit:volumeSample, log rotation keeps at least "
+        "kube-audit:volumeMinHistoryHours (default 24) of audit history on each master.",
+        validate=validate_history,
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
 ]

@@ -106,6 +106,7 @@ def test_pack_policies_and_levels(pack: dict[str, Any]) -> None:
         "audit-policy-valid": "mandatory",
         "audit-log-retention-bounded": "mandatory",
         "audit-enabled-in-prod": "advisory",
+        "audit-history-kept": "advisory",
     }
 
 
