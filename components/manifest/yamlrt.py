@@ -74,14 +74,27 @@ def go_resolve(text: str) -> Any:
         return None
     if text in _GO_SPECIAL_FLOAT:
         return _GO_SPECIAL_FLOAT[text]
-    if text[0] in "+-0123456789.":
-        plain = text.replace("_", "") if text[0] != "." else text
+    if text[0] == ".":
+        # go-yaml hands a "."-led scalar to strconv.ParseFloat as it is: underscores stay, and Go
+        # accepts them only between digits (".0_0" is a number, "._5" and ".5_" are strings).
+        return float(text.replace("_", "")) if _go_underscores_ok(text) and _GO_FLOAT.match(
+            text.replace("_", "")) else text
+    if text[0] in "+-0123456789":
+        # Digits or a sign: go-yaml removes every underscore, then tries ParseInt, then its own float
+        # pattern (so "+inf" and hex floats stay strings, as the real decoder shows).
+        plain = text.replace("_", "")
         number = _go_int(plain)
         if number is not None:
             return number
         if _GO_FLOAT.match(plain):
             return float(plain)
     return text
+
+
+def _go_underscores_ok(text: str) -> bool:
+    """Go's rule for underscores in a number literal: each one between two digits."""
+    return all(i > 0 and text[i - 1].isdigit() and i + 1 < len(text) and text[i + 1].isdigit()
+               for i, c in enumerate(text) if c == "_")
 
 
 def _go_node(node: Node) -> Any:
