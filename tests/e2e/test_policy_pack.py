@@ -136,8 +136,9 @@ def test_secret_bodies_are_refused_naming_rule_and_line(guard: Guard) -> None:
     out = _out(r)
     assert r.returncode != 0, f"a policy logging Secret bodies passed the gate:\n{out[-6000:]}"
     assert "audit-policy-valid" in out and "mandatory" in out, out[-6000:]
-    assert f"rule {LEAKY_RULE} (line {LEAKY_LINE}): logs bodies of sensitive requests at RequestResponse" in out, \
-        out[-6000:]
+    # The message names what the rule really captures, worst first: Secret data on every verb.
+    assert (f"rule {LEAKY_RULE} (line {LEAKY_LINE}): logs credentials at RequestResponse: "
+            "get/list/watch secrets (data in the response), create/update/patch secrets") in out, out[-6000:]
 
 
 def test_unbounded_retention_is_refused(guard: Guard) -> None:
