@@ -168,6 +168,7 @@ def main() -> int:
     ap.add_argument("--modes", default="blocking,batch")
     ap.add_argument("--profiles", default=",".join(list_profiles()))
     ap.add_argument("--out", type=Path, help="write the full results as JSON")
+    ap.add_argument("--no-repeat-off", action="store_true", help="skip the second audit-off run (the noise yardstick)")
     ap.add_argument("--keep-stack", action="store_true", help="leave audit as the last setting (default: off)")
     a = ap.parse_args()
     lab = Lab.load(a.state)
@@ -186,6 +187,11 @@ def main() -> int:
                 switch[name] = bench.apply(LOG_EVERYTHING if policy == "log-everything" else policy, mode)
                 results[name] = measure(bench.lab, a.seconds, results["off"]["saturation"])
                 print(f"[bench] {name}: saturation {results[name]['saturation']} req/s", file=sys.stderr, flush=True)
+        if not a.no_repeat_off:
+            # Off again at the end: its ratios to the first off run are this machine's run-to-run noise,
+            # the yardstick for reading every other ratio.
+            switch["off/again"] = bench.apply(None)
+            results["off/again"] = measure(bench.lab, a.seconds, results["off"]["saturation"])
     finally:
         if not a.keep_stack:
             bench.destroy()
