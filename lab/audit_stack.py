@@ -27,6 +27,9 @@ class AuditStack:
 
     base: Lab
     name: str = "volume"
+    # Rotated files kept. LogTap counts growth by file, so a backup rotated away during a measurement is
+    # bytes lost from the count: a stack that writes more than maxSize × maxBackup per step needs more.
+    max_backup: int = 1
 
     def __post_init__(self) -> None:
         self.lab = dataclasses.replace(self.base, masters=1, stack=self.name,
@@ -50,7 +53,8 @@ class AuditStack:
     def apply(self, policy: str | None, mode: str = "blocking", timeout: float = 900) -> float:
         """Audit on with ``policy`` (a profile name or a path) in ``mode``, or off (None); returns seconds."""
         values: dict[str, object] = {f"{NS}:enabled": "false" if policy is None else "true",
-                                     f"{NS}:log": {"maxSize": 100, "maxBackup": 1, "maxAge": 30, "mode": mode}}
+                                     f"{NS}:log": {"maxSize": 100, "maxBackup": self.max_backup, "maxAge": 30,
+                                                       "mode": mode}}
         if policy is not None:
             values[f"{NS}:policy"] = policy
         self._config(values)

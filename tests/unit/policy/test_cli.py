@@ -120,7 +120,7 @@ def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert json.loads(out) == {
         "level": "Metadata",
-        "rule": 13,
+        "rule": 10,
         "omitStages": ["RequestReceived", "ResponseStarted", "Panic"],
         "omitManagedFields": False,
     }

@@ -61,9 +61,10 @@ def R(user: str, verb: str, resource: str = "", **kw: str) -> Request:  # noqa: 
 
 INTENTS = {
     "dce-default": [
-        # kube-admin: reads not logged, writes logged (with bodies unless sensitive)
+        # kube-admin: reads not logged (but any access to a secret is), writes logged (with bodies unless sensitive)
         (R("kube-admin", "get", "pods", namespace="default", name="web"), "None"),
-        (R("kube-admin", "list", "secrets", namespace="default"), "None"),
+        (R("kube-admin", "list", "secrets", namespace="default"), "Metadata"),  # every secret access is recorded
+        (R("kube-admin", "get", "secrets", namespace="kube-system", name="s"), "Metadata"),
         (R("kube-admin", "create", "deployments", api_group="apps", namespace="default"), "Request"),
         (R("kube-admin", "delete", "pods", namespace="default", name="web"), "Request"),
         (R("kube-admin", "deletecollection", "pods", namespace="default"), "Request"),
