@@ -25,8 +25,12 @@ class AuditPolicyFileArgs:
     """The policy, already validated by settings (bad input never reaches a node)."""
     policy_dir: str
     policy_file: str
+    store_dir: str
+    """Where each master keeps every policy version by hash, for rollback (under the backup dir)."""
     drift: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Per master name, how the file on it differs from the policy (components/drift)."""
+    after: Sequence[pulumi.Resource] = ()
+    """What must pass first: the whole-cluster preflight."""
 
 
 class AuditPolicyFile(pulumi.ComponentResource):
@@ -50,7 +54,8 @@ class AuditPolicyFile(pulumi.ComponentResource):
         self.writes = {}
         for master in args.masters:
             program = args.programs[master.name].path
-            write = python_command(program, "write-file", "--path", path, "--mode", "0600")
+            write = python_command(program, "write-file", "--path", path, "--mode", "0600", "--store",
+                                   args.store_dir)
             self.writes[master.name] = RemoteCommand(
                 f"{name}-{master.name}",
                 connection=args.connections[master.name],
@@ -59,6 +64,6 @@ class AuditPolicyFile(pulumi.ComponentResource):
                 delete=python_command(program, "remove-file", "--path", path),
                 stdin=args.policy.text,
                 drift=args.drift.get(master.name, ()),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.programs[master.name]]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.programs[master.name], *args.after]),
             )
         self.register_outputs({"policyHash": self.policy_hash, "path": path})
