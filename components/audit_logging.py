@@ -33,8 +33,9 @@ class AuditLogging(pulumi.ComponentResource):
 
     Order, and why:
       0. every master passes a read-only preflight (one refusal stops the whole rollout);
-      1. the node program and the policy file reach every master (nothing restarts yet);
-      2. each master's manifest changes only after the previous master is ready again;
+      1. the node program reaches every master (nothing restarts yet);
+      2. master by master, each only after the previous one is ready again: its policy file, then its
+         manifest (a failed master is rolled back and the later ones are left as they were);
       3. FluentBit is told to read the audit dir only after every apiserver writes there.
     """
 
@@ -72,20 +73,23 @@ class AuditLogging(pulumi.ComponentResource):
         }
         preflight = ClusterPreflight(f"{name}-preflight", ClusterPreflightArgs(
             masters=settings.masters, connections=connections, programs=programs,
-            requests={n: node_request(a, state) for n, a in change_args.items()}), child)
+            requests={n: node_request(a, state) for n, a in change_args.items()},
+            drift=sorted({r for d in drift.values() for r in (*d.manifest, *d.policy)})), child)
 
         policy_file = None
         if settings.enabled and settings.policy is not None:
             policy_file = AuditPolicyFile(f"{name}-policy", AuditPolicyFileArgs(
-                masters=settings.masters, connections=connections, programs=programs, policy=settings.policy,
+                connections=connections, programs=programs, policy=settings.policy,
                 policy_dir=settings.paths.policy_dir, policy_file=settings.paths.policy_file,
                 store_dir=node_request(change_args[settings.masters[0].name], state).policy_store,
-                drift={m: d.policy for m, d in drift.items()}, after=preflight.checks), child)
+                manifest=settings.paths.manifest, drift={m: d.policy for m, d in drift.items()}), child)
 
+        # Every master's turn (its policy write, then its manifest change) waits for all preflight
+        # checks and for the previous master's change: a rollback on master k leaves k+1.. untouched.
         previous: list[pulumi.Resource] = [*preflight.checks]
         outputs: dict[str, pulumi.Output[dict[str, object]]] = {}
         for master in settings.masters:
-            after = previous + ([policy_file.writes[master.name]] if policy_file else [])
+            after = previous + ([policy_file.write_on(master, after=previous)] if policy_file else [])
             change = ApiServerAuditChange(f"{name}-apiserver-{master.name}", dataclasses.replace(
                 change_args[master.name], after=after,
                 drift=drift[master.name].manifest if master.name in drift else ()), child)

@@ -8,7 +8,7 @@ master's problems are reported in the same run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -29,10 +29,14 @@ class ClusterPreflightArgs:
     """Per master name, the node program that runs the checks."""
     requests: Mapping[str, NodeRequest]
     """Per master name, the request its manifest change will get (what is checked)."""
+    drift: Sequence[str] = ()
+    """Every master's drift reasons (components/drift): a repair is a change like any other, so any
+    drift anywhere reruns every check before the repair writes anything."""
 
 
 class ClusterPreflight(pulumi.ComponentResource):
-    """Checks every master before the first change; reruns whenever the desired state changes."""
+    """Checks every master before the first change; reruns whenever the desired state changes or any
+    master has drifted (so a drift-only repair is checked too)."""
 
     checks: list[RemoteCommand]
     """One per master; changes depend on all of them."""
@@ -49,6 +53,7 @@ class ClusterPreflight(pulumi.ComponentResource):
                 create=check,
                 update=check,
                 stdin=args.requests[master.name].to_json(),
+                drift=args.drift,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[program]),
             ))
         self.register_outputs({})

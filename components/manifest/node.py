@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from components.manifest import gate as gate_mod
-from components.manifest import planner, yamlrt
+from components.manifest import planner, references, yamlrt
 from components.manifest.desired import HASH_ANNOTATION, AuditState, NodeRequest
 from components.manifest.files import (
     MAX_MANIFEST_BYTES,
@@ -308,16 +308,16 @@ def restore(request: NodeRequest, data: bytes, pod: planner.Pod, mode: int, back
 
 
 @contextlib.contextmanager
-def exclusive(request: NodeRequest) -> Iterator[None]:
+def exclusive(manifest: str) -> Iterator[None]:
     """One change at a time on a master: a second run (a re-run after a lost connection while the
     first still waits for its apiserver, or two `pulumi up`s) waits here for the first to finish.
 
     The lock is on the manifests directory itself, so taking it writes nothing.
     """
     try:
-        fd = os.open(os.path.dirname(request.manifest) or ".", os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(os.path.dirname(manifest) or ".", os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        raise NodeError(f"cannot open the manifests dir of {request.manifest}: {exc.strerror}") from exc
+        raise NodeError(f"cannot open the manifests dir of {manifest}: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -326,7 +326,7 @@ def exclusive(request: NodeRequest) -> Iterator[None]:
 
 
 def converge(request: NodeRequest, gate: gate_mod.Gate) -> dict[str, Any]:
-    with exclusive(request):
+    with exclusive(request.manifest):
         return _converge(request, gate)
 
 
@@ -397,7 +397,23 @@ def write_file(path: str, data: bytes, mode: int, store: str | None = None) -> d
     return {"path": path, "sha256": hashlib.sha256(data).hexdigest(), "mode": oct(mode)}
 
 
-def remove_file(path: str) -> dict[str, Any]:
+def remove_file(path: str, keep_if_used_by: str | None = None) -> dict[str, Any]:
+    """Remove `path`; with `keep_if_used_by` (a manifest), keep it while any manifest beside that one
+    refers to it, holding the manifests-dir lock so no change adds a reference in between.
+
+    A policy file removed under a manifest that names it crash-loops that apiserver at its next
+    start; every version is also kept in the policy store, so the removal itself is reversible.
+    """
+    if keep_if_used_by is None:
+        return _unlink(path)
+    with exclusive(keep_if_used_by):
+        users = references.referencing_manifests(path, keep_if_used_by)
+        if users:
+            return {"path": path, "removed": False, "keptBecauseUsedBy": users}
+        return _unlink(path)
+
+
+def _unlink(path: str) -> dict[str, Any]:
     try:
         os.unlink(path)
         return {"path": path, "removed": True}
@@ -417,6 +433,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     write.add_argument("--store", help="keep the previous and the new content in this dir, by sha256")
     remove = sub.add_parser("remove-file", help="remove PATH if present")
     remove.add_argument("--path", required=True)
+    remove.add_argument("--keep-if-used-by", metavar="MANIFEST",
+                        help="keep PATH while a manifest in MANIFEST's dir names it (--audit-policy-file)")
     return parser.parse_args(argv)
 
 
@@ -438,7 +456,7 @@ def main(argv: list[str] | None = None, gate: gate_mod.Gate | None = None) -> in
                 raise NodeError(f"--mode {args.mode!r} is not an octal file mode") from exc
             result = write_file(args.path, sys.stdin.buffer.read(), mode, args.store)
         elif args.action == "remove-file":
-            result = remove_file(args.path)
+            result = remove_file(args.path, args.keep_if_used_by)
         elif args.action == "preflight":
             from components.manifest import preflight as preflight_mod
 

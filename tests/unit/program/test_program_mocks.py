@@ -89,7 +89,11 @@ def test_enabled_graph_orders_policy_then_masters_one_by_one_then_agent() -> Any
     preflights = {f"audit-preflight-master-{i}" for i in (1, 2, 3)}
     for i in (1, 2, 3):
         assert names_of(rec[f"audit-preflight-master-{i}"].depends_on) == {f"audit-program-master-{i}"}
-        assert preflights <= names_of(rec[f"audit-policy-master-{i}"].depends_on)
+    # Each master's policy file is written in its own turn: master-2's only after master-1's change is
+    # proven, so a rollback on master-1 leaves master-2 and master-3 as they were.
+    assert names_of(rec["audit-policy-master-1"].depends_on) == {"audit-program-master-1", *preflights}
+    assert names_of(rec["audit-policy-master-2"].depends_on) == {"audit-program-master-2", "audit-apiserver-master-1"}
+    assert names_of(rec["audit-policy-master-3"].depends_on) == {"audit-program-master-3", "audit-apiserver-master-2"}
     # master-2 waits for master-1's change, master-3 for master-2's; each waits for its policy file.
     change = "audit-apiserver-master-{}-manifest"
     assert names_of(rec[change.format(1)].depends_on) == {"audit-program-master-1", "audit-policy-master-1",
@@ -177,6 +181,8 @@ def test_policy_file_goes_to_every_master_with_mode_0600() -> Any:
         props = rec[f"audit-policy-master-{i}"].props
         assert "write-file" in props["create"] and "--mode 0600" in props["create"]
         assert "remove-file" in props["delete"] and "/var/log" not in props["delete"]
+        # Destroy never removes a policy file a manifest on that master still names.
+        assert "--keep-if-used-by /etc/kubernetes/manifests/kube-apiserver.yaml" in props["delete"]
         assert props["stdin"].startswith("# dce-default")
     assert rec["audit-policy"].props["policySource"] == "dce-default"
 
