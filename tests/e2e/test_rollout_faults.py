@@ -147,7 +147,7 @@ class Faults:
         avail = poller.stop()
         result = {"fault_to_converged_s": round(time.monotonic() - t0, 1), "failing_up_s": round(failed_up, 1),
                   "min_serving": avail["min_ready"], "masters": avail["masters"],
-                  "not_ready_spans_s": avail["not_ready_spans_s"], **extra}
+                  "not_ready_spans_s": avail["not_ready_spans_s"], "max_sample_gap_s": avail["max_gap_s"], **extra}
         self.results[name] = result
         return result
 
