@@ -36,7 +36,8 @@ class ApiServerAuditChangeArgs:
     """How this master's manifest differs from the desired state now (components/drift); [] if in sync."""
 
 
-def _request(args: ApiServerAuditChangeArgs, state: AuditState) -> NodeRequest:
+def node_request(args: ApiServerAuditChangeArgs, state: AuditState) -> NodeRequest:
+    """The request the node program gets (apply and preflight read the same one)."""
     return NodeRequest(
         master=args.master.name,
         state=state,
@@ -46,6 +47,10 @@ def _request(args: ApiServerAuditChangeArgs, state: AuditState) -> NodeRequest:
         ready_timeout=float(args.rollout.ready_timeout_seconds),
         readiness_url=args.rollout.readiness_url,
         keep_backups=args.rollout.keep_backups,
+        ready_consecutive=args.rollout.ready_consecutive,
+        audit_write_timeout=float(args.rollout.audit_write_timeout_seconds),
+        log_margin_mb=args.rollout.log_space_margin_mb,
+        pod_log_dir=args.rollout.pod_log_dir,
     )
 
 
@@ -82,14 +87,14 @@ class ApiServerAuditChange(pulumi.ComponentResource):
         s = args.state
         off = AuditState(enabled=False, policy_dir=s.policy_dir, policy_file=s.policy_file, log_path=s.log_path,
                          log_host_dir=s.log_host_dir)
-        revert = python_command(program, "apply", "--request", _request(args, off).to_json(compact=True))
+        revert = python_command(program, "apply", "--request", node_request(args, off).to_json(compact=True))
         self.command = RemoteCommand(
             f"{name}-manifest",
             connection=args.connection,
             create=apply,
             update=apply,
             delete=revert,
-            stdin=_request(args, args.state).to_json(),
+            stdin=node_request(args, args.state).to_json(),
             drift=args.drift,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.program, *args.after]),
         )

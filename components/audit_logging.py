@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pulumi
 
-from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs
+from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs, node_request
 from components.drift.facts import FactReader, read_all
 from components.drift.observe import observe
 from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
@@ -20,6 +21,7 @@ from components.kubeadm.persistence import (
 )
 from components.node_program import NodeProgram, NodeProgramArgs, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
+from components.preflight import ClusterPreflight, ClusterPreflightArgs
 from components.settings import Settings
 from components.volume.stack import volume_forecast
 
@@ -30,8 +32,10 @@ class AuditLogging(pulumi.ComponentResource):
     """Kubernetes API-server audit logging on every master of one cluster, on or off.
 
     Order, and why:
-      1. the node program and the policy file reach every master (nothing restarts yet);
-      2. each master's manifest changes only after the previous master is ready again;
+      0. every master passes a read-only preflight (one refusal stops the whole rollout);
+      1. the node program reaches every master (nothing restarts yet);
+      2. master by master, each only after the previous one is ready again: its policy file, then its
+         manifest (a failed master is rolled back and the later ones are left as they were);
       3. FluentBit is told to read the audit dir only after every apiserver writes there.
     """
 
@@ -60,22 +64,35 @@ class AuditLogging(pulumi.ComponentResource):
                                 NodeProgramArgs(m, connections[m.name], settings.paths.node_program_dir), child)
             for m in settings.masters
         }
+        state = settings.audit_state()
+        change_args = {
+            m.name: ApiServerAuditChangeArgs(
+                master=m, connection=connections[m.name], program=programs[m.name], state=state,
+                manifest=settings.paths.manifest, backup_dir=settings.paths.backup_dir, rollout=settings.rollout)
+            for m in settings.masters
+        }
+        preflight = ClusterPreflight(f"{name}-preflight", ClusterPreflightArgs(
+            masters=settings.masters, connections=connections, programs=programs,
+            requests={n: node_request(a, state) for n, a in change_args.items()},
+            drift=sorted({r for d in drift.values() for r in (*d.manifest, *d.policy)})), child)
+
         policy_file = None
         if settings.enabled and settings.policy is not None:
             policy_file = AuditPolicyFile(f"{name}-policy", AuditPolicyFileArgs(
-                masters=settings.masters, connections=connections, programs=programs, policy=settings.policy,
+                connections=connections, programs=programs, policy=settings.policy,
                 policy_dir=settings.paths.policy_dir, policy_file=settings.paths.policy_file,
-                drift={m: d.policy for m, d in drift.items()}), child)
+                store_dir=node_request(change_args[settings.masters[0].name], state).policy_store,
+                manifest=settings.paths.manifest, drift={m: d.policy for m, d in drift.items()}), child)
 
-        state = settings.audit_state()
-        previous: list[pulumi.Resource] = []
+        # Every master's turn (its policy write, then its manifest change) waits for all preflight
+        # checks and for the previous master's change: a rollback on master k leaves k+1.. untouched.
+        previous: list[pulumi.Resource] = [*preflight.checks]
         outputs: dict[str, pulumi.Output[dict[str, object]]] = {}
         for master in settings.masters:
-            after = previous + ([policy_file.writes[master.name]] if policy_file else [])
-            change = ApiServerAuditChange(f"{name}-apiserver-{master.name}", ApiServerAuditChangeArgs(
-                master=master, connection=connections[master.name], program=programs[master.name], state=state,
-                manifest=settings.paths.manifest, backup_dir=settings.paths.backup_dir, rollout=settings.rollout,
-                after=after, drift=drift[master.name].manifest if master.name in drift else ()), child)
+            after = previous + ([policy_file.write_on(master, after=previous)] if policy_file else [])
+            change = ApiServerAuditChange(f"{name}-apiserver-{master.name}", dataclasses.replace(
+                change_args[master.name], after=after,
+                drift=drift[master.name].manifest if master.name in drift else ()), child)
             previous = [change]
             outputs[master.name] = change.report.apply(lambda report: {
                 "auditEnabled": state.enabled,

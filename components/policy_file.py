@@ -15,8 +15,6 @@ from components.ssh import Connection, RemoteCommand
 
 @dataclass(frozen=True)
 class AuditPolicyFileArgs:
-    masters: tuple[Master, ...]
-    """Every control-plane node; each gets the same file."""
     connections: Mapping[str, Connection]
     """Per master name, how to reach it."""
     programs: Mapping[str, NodeProgram]
@@ -25,40 +23,52 @@ class AuditPolicyFileArgs:
     """The policy, already validated by settings (bad input never reaches a node)."""
     policy_dir: str
     policy_file: str
+    store_dir: str
+    """Where each master keeps every policy version by hash, for rollback (under the backup dir)."""
+    manifest: str
+    """The kube-apiserver manifest: the file is never removed while a manifest beside it names it."""
     drift: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Per master name, how the file on it differs from the policy (components/drift)."""
 
 
 class AuditPolicyFile(pulumi.ComponentResource):
-    """Writes the audit policy to every master, atomically and readable by root only.
+    """The audit policy on every master, atomically and readable by root only, one master per turn.
 
-    The file is written before any manifest references it; the preview shows the policy text diff.
-    Destroying it removes the file only (never the audit logs), after the manifests stop using it.
+    Each master's file is written in that master's turn (`write_on`, right before its manifest
+    change), so a master whose change fails and rolls back leaves the later masters' files untouched:
+    an apiserver there that restarts on its own keeps loading the policy its flags were made for.
+    Destroying it removes the file only (never the audit logs), after that master's manifest stops
+    using it, and never while any manifest on the master still names it.
     """
 
     policy_hash: str
     """sha256 of the policy text; the manifest annotation that restarts the apiserver carries it."""
     writes: dict[str, RemoteCommand]
-    """Per master name, the command that wrote the file (manifest changes depend on it)."""
+    """Per master name, the command that wrote the file (that master's manifest change depends on it)."""
 
     def __init__(self, name: str, args: AuditPolicyFileArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        path = posixpath.join(args.policy_dir, args.policy_file)
+        self._path = posixpath.join(args.policy_dir, args.policy_file)
         props = {"policyText": args.policy.text, "policySource": args.policy.name,
-                 "policyHash": args.policy.sha256, "path": path}
+                 "policyHash": args.policy.sha256, "path": self._path}
         super().__init__("kube-audit:index:AuditPolicyFile", name, props, opts)
+        self._name, self._args = name, args
         self.policy_hash = args.policy.sha256
         self.writes = {}
-        for master in args.masters:
-            program = args.programs[master.name].path
-            write = python_command(program, "write-file", "--path", path, "--mode", "0600")
-            self.writes[master.name] = RemoteCommand(
-                f"{name}-{master.name}",
-                connection=args.connections[master.name],
-                create=write,
-                update=write,
-                delete=python_command(program, "remove-file", "--path", path),
-                stdin=args.policy.text,
-                drift=args.drift.get(master.name, ()),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.programs[master.name]]),
-            )
-        self.register_outputs({"policyHash": self.policy_hash, "path": path})
+        self.register_outputs({"policyHash": self.policy_hash, "path": self._path})
+
+    def write_on(self, master: Master, after: Sequence[pulumi.Resource]) -> RemoteCommand:
+        """Declare the write on `master`, after `after` (the preflight and the previous master's change)."""
+        args, path = self._args, self._path
+        program = args.programs[master.name].path
+        write = python_command(program, "write-file", "--path", path, "--mode", "0600", "--store", args.store_dir)
+        self.writes[master.name] = RemoteCommand(
+            f"{self._name}-{master.name}",
+            connection=args.connections[master.name],
+            create=write,
+            update=write,
+            delete=python_command(program, "remove-file", "--path", path, "--keep-if-used-by", args.manifest),
+            stdin=args.policy.text,
+            drift=args.drift.get(master.name, ()),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.programs[master.name], *after]),
+        )
+        return self.writes[master.name]

@@ -146,6 +146,11 @@ class RolloutSettings(_Strict):
     readiness_url: str | None = Field(default=None, alias="readinessUrl")
     # Our timestamped manifest backups in paths.backupDir: the newest this many are kept.
     keep_backups: Annotated[int, Field(ge=1, le=1000)] = Field(default=5, alias="keepBackups")
+    # The new-instance gate and the whole-cluster preflight (see components/manifest/gate.py).
+    ready_consecutive: Annotated[int, Field(ge=1, le=100)] = Field(default=3, alias="readyConsecutive")
+    audit_write_timeout_seconds: Annotated[int, Field(ge=0)] = Field(default=60, alias="auditWriteTimeoutSeconds")
+    log_space_margin_mb: Annotated[int, Field(ge=0)] = Field(default=64, alias="logSpaceMarginMb")
+    pod_log_dir: AbsPath = Field(default="/var/log/pods", alias="podLogDir")
 
 
 class InsightAgentSettings(_Strict):

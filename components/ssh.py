@@ -21,6 +21,7 @@ import io
 import posixpath
 import select
 import shlex
+import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ from components.drift.props import drift_props, pending, with_hidden
 _COMMAND_INPUTS = ("create", "update", "delete", "stdin", "connectionId", "drift")
 _NO_DRIFT: dict[str, list[str]] = {"drift": [], "repair": []}
 _FILE_INPUTS = ("sha256", "remotePath", "mode", "connectionId")
+# A peer silent this long (no TCP keepalive answer, data unacknowledged) is gone.
+DEAD_PEER_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def open_client(conn: Connection, attempts: int = 5, timeout: float = 15) -> par
             client.connect(conn.host, port=conn.port, username=conn.user, pkey=pkey, timeout=timeout,
                            allow_agent=pkey is None, look_for_keys=False, banner_timeout=timeout,
                            auth_timeout=timeout)
+            _detect_dead_peer(client)
             return client
         except paramiko.BadHostKeyException:
             raise
@@ -114,6 +118,23 @@ def open_client(conn: Connection, attempts: int = 5, timeout: float = 15) -> par
             if attempt + 1 < attempts:
                 time.sleep(min(2**attempt, 10))
     raise ConnectionError(f"cannot connect to {conn.label}: {last}")
+
+
+def _detect_dead_peer(client: paramiko.SSHClient, seconds: int = DEAD_PEER_SECONDS) -> None:
+    """Let the kernel drop a connection whose peer went silent (cable cut, host gone).
+
+    A node program may rightly print nothing for minutes while it waits for an apiserver, so silence
+    is no sign; unanswered TCP keepalives and unacknowledged data are.
+    """
+    transport = client.get_transport()
+    sock = getattr(transport, "sock", None)
+    if not isinstance(sock, socket.socket):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", seconds // 3), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3),
+                          ("TCP_USER_TIMEOUT", seconds * 1000)):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _exec(client: paramiko.SSHClient, command: str, stdin: str | None) -> tuple[int, str, str]:
@@ -134,7 +155,16 @@ def _exec(client: paramiko.SSHClient, command: str, stdin: str | None) -> tuple[
             err += channel.recv_stderr(65536)
         if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
             break
-    return channel.recv_exit_status(), out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        if not transport.is_active():
+            break
+    code = channel.recv_exit_status() if channel.exit_status_ready() else -1
+    if code == -1:
+        # No exit status: the connection died. What ran on the host may have finished or may
+        # still be running; the next run finds out (every node command converges from any state).
+        raise ConnectionError("the SSH connection was lost while the command ran; its outcome on the host "
+                              f"is unknown (stdout so far: {out.decode('utf-8', 'replace')[-500:]!r}, stderr so "
+                              f"far: {err.decode('utf-8', 'replace')[-1500:]!r})")
+    return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def run(conn: Connection, command: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -149,7 +179,10 @@ def run(conn: Connection, command: str, stdin: str | None = None) -> tuple[int, 
 def _check(
     conn: Connection, command: str, stdin: str | None, client: paramiko.SSHClient | None = None
 ) -> dict[str, str]:
-    code, out, err = _exec(client, command, stdin) if client else run(conn, command, stdin)
+    try:
+        code, out, err = _exec(client, command, stdin) if client else run(conn, command, stdin)
+    except ConnectionError as exc:
+        raise RuntimeError(f"on {conn.label}: {exc}") from exc
     if code != 0:
         # The command text is ours and holds no secret; stderr is the node program's report.
         detail = (err.strip() or out.strip() or "(no output)")[-4000:]

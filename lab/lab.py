@@ -186,6 +186,7 @@ def ensure_host(lab: Lab, h: Host, apiserver: Path, python: str) -> None:
         "--apiserver-bin", str(apiserver), "--rootfs", str(h.dir / "rootfs"), "--run-dir", str(h.dir / "run"),
         "--log", str(h.apiserver_log), "--status", str(h.status_file), "--hosts-file", str(h.dir / "hosts"),
         "--sshd-config", str(h.dir / "sshd_config"), "--sshd-log", str(h.dir / "sshd.log"),
+        "--pod-log-dir", "/var/log/pods",
     ]
     proc = system.spawn(cmd, h.dir / "supervisor.out")
     h.pid_file.write_text(f"{proc.pid}\n")

@@ -26,7 +26,9 @@ namespaces (it is the host's "init"). It
   (``--backoff-initial``/``--backoff-cap``); the count resets when the pod changes or after the
   container ran for 10 minutes;
 * appends the apiserver's stdout/stderr to one log per host, with a ``### kalab`` marker line
-  before each start and after each exit, and writes its state as JSON (``--status``).
+  before each start and after each exit, and writes its state as JSON (``--status``);
+* with ``--pod-log-dir``, also writes that output where the kubelet keeps container logs:
+  ``<dir>/kube-system_kube-apiserver-<node>_<pod uid>/kube-apiserver/<restart>.log`` in CRI format.
 
 Only the standard library and PyYAML are used: the lab runs this with Debian's python3.
 
@@ -47,6 +49,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -343,16 +346,30 @@ class Host:
             f"start #{self.starts} pod={identity} file={filename} "
             f"cmd={shlex.join(spec['command'])}"
         )
+        pod_log = self.pod_log_path(identity)
         self.proc = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "--", sys.executable,
              os.path.abspath(__file__), "container", spec_path],
-            stdin=subprocess.DEVNULL, stdout=self.log_fh, stderr=self.log_fh,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if pod_log else self.log_fh,
+            stderr=subprocess.STDOUT if pod_log else self.log_fh,
         )
+        if pod_log:
+            threading.Thread(target=copy_output, args=(self.proc.stdout, self.log_fh, pod_log), daemon=True).start()
         self.proc_identity = identity
         self.proc_started = time.time()
         self.problem = ""
         self.state = "running"
         self.mark(f"started pid={self.proc.pid} pod={identity}")
+
+    def pod_log_path(self, identity: str) -> str | None:
+        """Where the kubelet keeps this container's log: one file per restart of the same pod UID."""
+        if not self.a.pod_log_dir:
+            return None
+        pod_dir = os.path.join(self.a.pod_log_dir, f"kube-system_kube-apiserver-{self.a.hostname or self.a.name}_"
+                                                   f"{identity}", "kube-apiserver")
+        os.makedirs(pod_dir, exist_ok=True)
+        restarts = sum(1 for n in os.listdir(pod_dir) if n.endswith(".log"))
+        return os.path.join(pod_dir, f"{restarts}.log")
 
     def backoff(self) -> float:
         return min(self.a.backoff_initial * (2 ** max(self.crashes - 1, 0)), self.a.backoff_cap)
@@ -437,6 +454,21 @@ class Host:
         self.state = "stopped"
         self.write_status()
         self.mark("supervisor stopped")
+
+
+def cri_line(line: bytes) -> bytes:
+    """One line as the kubelet's CRI log format has it: time, stream, full-line tag, text."""
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+    return stamp + b" stderr F " + line.rstrip(b"\n") + b"\n"
+
+
+def copy_output(pipe, log_fh, pod_log: str) -> None:
+    """Tee the apiserver's output: raw into the lab's apiserver.log, CRI lines into the pod log."""
+    with open(pod_log, "ab", buffering=0) as pod_fh:
+        for line in iter(pipe.readline, b""):
+            log_fh.write(line)
+            pod_fh.write(cri_line(line))
+    pipe.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,6 +569,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hosts-file", default="", help="/etc/hosts content for the container")
     p.add_argument("--sshd-config", default="")
     p.add_argument("--sshd-log", default="/dev/null")
+    p.add_argument("--pod-log-dir", default="",
+                   help="also write the apiserver's output where the kubelet does (e.g. /var/log/pods)")
     p.add_argument("--poll", type=float, default=0.5)
     p.add_argument("--backoff-initial", type=float, default=10.0)
     p.add_argument("--backoff-cap", type=float, default=300.0)

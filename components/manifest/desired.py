@@ -23,6 +23,10 @@ DEFAULT_POLICY_DIR = "/etc/kubernetes/audit-policy"
 DEFAULT_POLICY_FILE = "apiserver-audit-policy.yaml"
 DEFAULT_LOG_PATH = "/var/log/audit/kube-apiserver-audit.log"
 DEFAULT_LOG_HOST_DIR = "/var/log/kubernetes/audit"
+DEFAULT_POD_LOG_DIR = "/var/log/pods"
+# Under the backup dir: every policy version written, by sha256, so a rollback can put back the
+# policy the previous manifest was started with (and a re-run can reinstall the new one).
+POLICY_STORE = "kube-audit-policies"
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,18 @@ class NodeRequest:
     readiness_url: str | None = None
     # How many of our timestamped backups of the manifest to keep (the newest ones).
     keep_backups: int = 5
+    # The new-instance gate: answers in a row from one process, then seconds for the first audit
+    # write (0: not checked); preflight's free-space margin for the audit log dir.
+    ready_consecutive: int = 3
+    audit_write_timeout: float = 60.0
+    log_margin_mb: int = 64
+    # Where the kubelet keeps container logs: a failed change quotes the apiserver's last lines.
+    pod_log_dir: str = DEFAULT_POD_LOG_DIR
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def policy_store(self) -> str:
+        return posixpath.join(self.backup_dir, POLICY_STORE)
 
     def to_json(self, compact: bool = False) -> str:
         """Stable, one key per line: this text is what a preview diff shows."""
@@ -156,6 +171,10 @@ _REQUEST_FIELDS: dict[str, _Check] = {
     "readiness_url": (lambda v: v is None or (isinstance(v, str) and v.startswith(("http://", "https://"))),
                       "null or an http(s) URL"),
     "keep_backups": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "ready_consecutive": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "audit_write_timeout": (lambda v: (_is_int(v) or isinstance(v, float)) and v >= 0, "a number >= 0"),
+    "log_margin_mb": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "pod_log_dir": (_abs_path, "a normalised absolute path"),
     "extra": (lambda v: isinstance(v, dict), "an object"),
 }
 _STATE_FIELDS: dict[str, _Check] = {

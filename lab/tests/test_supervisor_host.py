@@ -66,7 +66,7 @@ class Node:
                "--outer-ns", f"uts={os.readlink('/proc/self/ns/uts')}",
                "--bind", f"{self.etc}:/etc/kubernetes", "--bind", f"{self.varlog}:/var/log/kubernetes",
                "--apiserver-bin", str(binary), "--rootfs", str(root / "rootfs"), "--run-dir", str(root / "run"),
-               "--log", str(self.log), "--status", str(self.status_file),
+               "--log", str(self.log), "--status", str(self.status_file), "--pod-log-dir", str(root / "pods"),
                "--poll", "0.2", "--backoff-initial", "0.5", "--backoff-cap", "2"]
         with open(root / "supervisor.out", "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -123,6 +123,14 @@ def test_starts_the_apiserver_with_the_manifest_command(node):
     log = node.log.read_text()
     assert "### kalab" in log and "start #1" in log
     assert re.search(r"argv=kube-apiserver --advertise-address=127.0.0.1 .*--tls-private-key-file=", log)
+
+
+def test_output_is_also_where_the_kubelet_keeps_container_logs(node):
+    st = node.wait(node.serving, "first start")
+    logs = sorted((node.root / "pods").glob("kube-system_kube-apiserver-t1_*/kube-apiserver/*.log"))
+    assert [p.name for p in logs] == ["0.log"] and st["pod_identity"] in str(logs[0])
+    lines = logs[0].read_text().splitlines()
+    assert any(re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z stderr F fake-apiserver: serving", line) for line in lines), lines
 
 
 def test_restarts_on_pod_change_only(node):

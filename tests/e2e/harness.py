@@ -8,6 +8,7 @@ lab's offline environment, each master's files through the lab state dir (the ho
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -139,8 +140,14 @@ class ReadyPoller:
             if start is not None:
                 spans.append(float("inf"))
             down[n] = spans
+        # The widest gap between two samples of one master: a master that does not answer (a cut
+        # link) holds its probe for up to the 1 s timeout, so its gaps say what the sampling really was.
+        gaps = {}
+        for n in names:
+            times = [t for t, _ok in self.samples[n]]
+            gaps[n] = round(max((b - a for a, b in itertools.pairwise(times)), default=0.0), 2)
         return {"masters": len(names), "min_ready": minimum, "merged_samples": total,
-                "seconds": round(time.monotonic() - self.t0, 1), "not_ready_spans_s": down}
+                "seconds": round(time.monotonic() - self.t0, 1), "not_ready_spans_s": down, "max_gap_s": gaps}
 
 
 # -- the harness ----------------------------------------------------------------------------------

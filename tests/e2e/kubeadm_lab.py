@@ -99,21 +99,42 @@ def have_kubeadm() -> Path | None:
     return find_binary("kubeadm")
 
 
-def snapshot_manifests(e2e: E2E) -> dict[str, bytes]:
-    return {h.name: h.manifest.read_bytes() for h in e2e.hosts}
+POLICY_IN_HOST = "audit-policy/apiserver-audit-policy.yaml"  # under the host's /etc/kubernetes
 
 
-def restore_manifests(e2e: E2E, snapshot: dict[str, bytes], timeout: float = 180) -> None:
-    """Put back any master's manifest that differs from `snapshot` and wait until it runs again."""
+def snapshot_manifests(e2e: E2E) -> dict[str, dict[str, bytes | None]]:
+    """Each master's manifest and the policy file it may name (None when there is none)."""
+    out: dict[str, dict[str, bytes | None]] = {}
+    for h in e2e.hosts:
+        policy = h.etc_kubernetes / POLICY_IN_HOST
+        out[h.name] = {"manifest": h.manifest.read_bytes(), "policy": policy.read_bytes() if policy.exists() else None}
+    return out
+
+
+def restore_manifests(e2e: E2E, snapshot: dict[str, dict[str, bytes | None]], timeout: float = 180) -> None:
+    """Put back any master's manifest that differs from `snapshot` and wait until it runs again.
+
+    The policy file goes back first: a module's destroy removes it, and a manifest put back naming a
+    policy that is not there crash-loops that apiserver (last session's lost lab-master-1).
+    """
     import os
     import time
 
     for h in e2e.hosts:
-        if h.manifest.read_bytes() == snapshot[h.name]:
+        policy, found = h.etc_kubernetes / POLICY_IN_HOST, snapshot[h.name]
+        if found["policy"] is not None and (not policy.exists() or policy.read_bytes() != found["policy"]):
+            policy.parent.mkdir(parents=True, exist_ok=True)
+            tmp = policy.with_name("." + policy.name + ".restore")
+            tmp.write_bytes(found["policy"])
+            os.chmod(tmp, 0o600)
+            tmp.replace(policy)
+        manifest = found["manifest"]
+        assert manifest is not None
+        if h.manifest.read_bytes() == manifest:
             continue
         starts = e2e.status(h)["starts"]
         tmp = h.manifest.with_name(".kube-apiserver.yaml.restore")
-        tmp.write_bytes(snapshot[h.name])
+        tmp.write_bytes(manifest)
         os.chmod(tmp, 0o600)
         tmp.replace(h.manifest)
         deadline = time.monotonic() + timeout

@@ -13,11 +13,13 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterator
 
 import pytest
 import yaml
 
 from .harness import E2E, KUBE_AUDIT_TAG, expected_level
+from .kubeadm_lab import restore_manifests, snapshot_manifests
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +65,17 @@ def _poll_report(e2e: E2E, label: str, poller) -> dict:
     report = poller.stop()
     e2e.m[f"availability_{label}"] = report
     return report
+
+
+@pytest.fixture(scope="module", autouse=True)
+def leave_as_found(e2e: E2E) -> Iterator[None]:
+    """A lifecycle stopped at a failed step would leave audit on under the session's stack, and every
+    later module would start from (and restore to) that; so turn it off again, the product's way."""
+    found = snapshot_manifests(e2e)
+    yield
+    if getattr(TestLifecycle, "_failed_step", None):
+        e2e.pulumi("destroy", "--yes", "--skip-preview", check=False)
+        restore_manifests(e2e, found)
 
 
 class TestLifecycle:

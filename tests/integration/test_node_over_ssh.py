@@ -1,7 +1,7 @@
 """The shipped node program, run exactly as the components run it, over a real SSH connection.
 
-A temporary directory stands in for /etc/kubernetes; the apiserver's readiness is faked by a small
-HTTP server that answers 503 for a moment after the manifest changes (as a restarting apiserver does).
+A temporary directory stands in for /etc/kubernetes; the apiserver's readiness is played by real
+processes named kube-apiserver that are restarted when the manifest changes (fakeapiserver.py).
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,32 +21,9 @@ from components.manifest.desired import AuditState, NodeRequest
 from components.node_program import python_command
 
 from .conftest import SshHost
+from .fakeapiserver import FakeApiserver
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "manifests" / "kubeadm-v1.31.yaml"
-
-
-class FakeApiserver:
-    """Answers /readyz like an apiserver the kubelet restarts when its manifest changes."""
-
-    def __init__(self, manifest: Path, down_seconds: float) -> None:
-        self.manifest, self.down_seconds, self.comes_back = manifest, down_seconds, True
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                import time
-
-                age = time.time() - fake.manifest.stat().st_mtime
-                ok = fake.comes_back and age > fake.down_seconds
-                self.send_response(200 if ok else 503)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/readyz"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
@@ -63,7 +38,7 @@ def master(tmp_path: Path, ssh_host: SshHost) -> Iterator[tuple[Path, FakeApiser
     ssh_host.copy(bundle, remote_program)
     fake = FakeApiserver(etc / "manifests" / "kube-apiserver.yaml", down_seconds=1.5)
     yield etc, fake, remote_program
-    fake.server.shutdown()
+    fake.shutdown()
 
 
 def request(etc: Path, url: str, enabled: bool) -> NodeRequest:
@@ -84,7 +59,8 @@ def test_policy_then_manifest_converge_over_ssh_and_revert(ssh_host: SshHost, ma
     enable = ssh_host.ssh(python_command(program, "apply"), stdin=request(etc, fake.url, True).to_json().encode())
     assert enable.returncode == 0, enable.stderr.decode()
     report = json.loads(enable.stdout)
-    assert report["changed"] is True and report["downAfterSeconds"] >= 0 and report["readyAfterSeconds"] > 0
+    assert report["changed"] is True and set(report["gate"]) == {"new-process", "flags", "ready", "audit-log"}
+    assert report["gate"]["new-process"] >= 1.5 and fake.starts == 2
     pod = planner.parse_manifest((etc / "manifests" / "kube-apiserver.yaml").read_text(), "m")
     assert planner.audit_enabled(pod) and os.listdir(etc / "manifests") == ["kube-apiserver.yaml"]
     (etc / "log" / "kube-apiserver-audit.log").write_text("evidence\n")
@@ -110,8 +86,8 @@ def test_apiserver_that_never_comes_back_is_rolled_back_over_ssh(ssh_host: SshHo
     result = ssh_host.ssh(python_command(program, "apply"), stdin=request(etc, fake.url, True).to_json().encode())
     assert result.returncode == 1
     err = result.stderr.decode()
-    assert err.startswith("kube-audit[ssh-master]: kube-apiserver did not become ready")
-    assert "restored the previous manifest from" in err
+    assert err.startswith("kube-audit[ssh-master]: the new kube-apiserver failed the 'ready' check")
+    assert "restored the previous manifest from" in err and "the previous configuration is NOT serving" in err
     assert (etc / "manifests" / "kube-apiserver.yaml").read_bytes() == original
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -80,3 +81,60 @@ def test_file_upload_is_atomic_with_mode(conn: Connection, tmp_path: Path) -> No
     assert remote.read_bytes() == source.read_bytes() and remote.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in remote.parent.iterdir()) == ["program.pyz"]
     assert RemoteFileProvider().diff(created.id, created.outs, {**inputs, "source": "/moved/program.pyz"}).changes is False
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def test_a_connection_cut_mid_command_fails_naming_the_host_instead_of_hanging(
+        conn: Connection, ssh_host: SshHost) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    daemon = int((ssh_host.known_hosts.parent / "sshd.pid").read_text())
+    before = set(_children(daemon))
+    provider = RemoteCommandProvider()
+    inputs = {"connection": props(conn), "create": "echo started; sleep 60", "stdin": None}
+    outcome: dict[str, BaseException | None] = {}
+
+    def create() -> None:
+        try:
+            provider.create(inputs)
+            outcome["error"] = None
+        except BaseException as exc:  # the test inspects it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=create, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 20
+    session: list[int] = []
+    while not session:  # the per-connection sshd whose command runs (it has a child)
+        assert time.monotonic() < deadline, "no sshd session appeared"
+        time.sleep(0.2)
+        session = [pid for pid in set(_children(daemon)) - before if _children(pid)]
+    time.sleep(1.0)
+    cut = time.monotonic()
+    for pid in session:  # the host's end of the connection dies, as on a crash or a cut
+        descendants = _children(pid)
+        for victim in (pid, *descendants, *(g for c in descendants for g in _children(c))):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+    worker.join(30)
+    assert not worker.is_alive(), "the provider hung on a dead connection"
+    error = outcome["error"]
+    assert isinstance(error, RuntimeError), error
+    assert f"on {conn.label}: the SSH connection was lost while the command ran" in str(error)
+    assert "started" in str(error), "what the command printed so far is kept"
+    assert time.monotonic() - cut < 10

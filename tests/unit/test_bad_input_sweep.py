@@ -276,7 +276,7 @@ def test_bad_manifest_is_refused_with_nothing_written(tmp_path: Path, manifest: 
     prepare(etc, manifest)
     before = snapshot(tmp_path)
     waiter = scripted([True])
-    code = node.main(["apply", "--request", make_request(etc).to_json()], waiter=waiter)
+    code = node.main(["apply", "--request", make_request(etc).to_json()], gate=waiter)
     err = capsys.readouterr().err.replace(str(etc) + "/", "")
     assert code == 2, err
     assert re.search(message, err), err
@@ -304,7 +304,7 @@ def test_bad_request_is_refused_with_nothing_written(tmp_path: Path, state: dict
     data["state"].update(state)
     before = snapshot(tmp_path)
     waiter = scripted([True])
-    assert node.main(["apply", "--request", json.dumps(data)], waiter=waiter) == 2
+    assert node.main(["apply", "--request", json.dumps(data)], gate=waiter) == 2
     err = capsys.readouterr().err
     assert re.search(message, err), err
     assert snapshot(tmp_path) == before and waiter.calls == []  # type: ignore[attr-defined]

@@ -6,8 +6,9 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from components.manifest import node
+from components.manifest import gate, planner
 from components.manifest.desired import AuditState, NodeRequest
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "manifests" / "kubeadm-v1.31.yaml"
@@ -25,10 +26,30 @@ class FakeClock:
 
 
 def scripted(answers: list[bool], clock: FakeClock | None = None,
-             hook: Callable[[int], None] | None = None) -> node.Waiter:
-    """A waiter whose probe answers from a script (the last answer repeats); `hook(n)` runs on call n."""
+             hook: Callable[[int], None] | None = None, manifest: Path | None = None) -> gate.Gate:
+    """A gate whose /readyz answers come from a script (the last answer repeats); `hook(n)` runs on probe n.
+
+    With `manifest`, the process on the readiness port is a kube-apiserver started from that file,
+    restarted (new pid, started now) each time it changes, and the audit log counts as written: the
+    script alone then decides readiness. Without it nothing listens (for runs that must never wait).
+    """
     clock = clock or FakeClock()
     calls: list[str] = []
+    running: dict[str, Any] = {"manifest": str(manifest) if manifest else None,
+                               "seen": manifest.read_bytes() if manifest else None}
+
+    def listeners(port: int) -> list[gate.Instance]:
+        manifest = running.get("manifest")
+        if manifest is None:
+            return []
+        data = Path(manifest).read_bytes()
+        if data != running.get("seen"):
+            pod = planner.parse_manifest(data.decode("utf-8"), manifest)
+            argv = tuple(planner.apiserver_container(pod)["command"])
+            # Started just after the write the gate saw (the fake clock does not move on a write).
+            pid = running.get("pid", 0) + 1
+            running.update(seen=data, pid=pid, instance=gate.Instance(pid, clock.now + 0.001, argv))
+        return [running["instance"]]
 
     def probe(url: str) -> bool:
         calls.append(url)
@@ -36,9 +57,14 @@ def scripted(answers: list[bool], clock: FakeClock | None = None,
             hook(len(calls))
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
-    waiter = node.Waiter(probe=probe, clock=clock, sleep=clock.sleep, interval=1.0)
-    waiter.calls = calls  # type: ignore[attr-defined]
-    return waiter
+    def boot() -> float:
+        return clock.now
+
+    scripted_gate = gate.Gate(probe=probe, listeners=listeners, log_written=lambda path, wall: True, clock=clock,
+                              boot=boot, sleep=clock.sleep, interval=1.0)
+    scripted_gate.calls = calls  # type: ignore[attr-defined]
+    scripted_gate.running = running  # type: ignore[attr-defined]
+    return scripted_gate
 
 
 def make_etc(root: Path) -> Path:

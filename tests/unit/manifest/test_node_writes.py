@@ -6,6 +6,7 @@ this process, and the odd readiness answer comes from a real socket on loopback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -78,7 +79,7 @@ def test_full_manifests_disk_fails_the_change_before_anything_is_replaced(
     fill(etc / "manifests")
     text = make_request(etc, backup_dir=str(tmp_path / "backups")).to_json()
     waiter = scripted([False, True])
-    assert node.main(["apply", "--request", text], waiter=waiter) == 1
+    assert node.main(["apply", "--request", text], gate=waiter) == 1
     assert "No space left on device; nothing changed" in capsys.readouterr().err
     assert (etc / MANIFEST).read_bytes() == original
     assert leftovers(etc / "manifests") == []
@@ -91,7 +92,7 @@ def test_full_backup_disk_is_refused_before_the_manifest_is_touched(
     fill(backups)
     original = (etc / MANIFEST).read_bytes()
     text = make_request(etc, backup_dir=str(backups)).to_json()
-    assert node.main(["apply", "--request", text], waiter=scripted([True])) == 2
+    assert node.main(["apply", "--request", text], gate=scripted([True])) == 2
     err = capsys.readouterr().err
     assert "cannot back up" in err and "No space left on device" in err and "nothing was changed" in err
     assert (etc / MANIFEST).read_bytes() == original
@@ -104,7 +105,7 @@ def test_read_only_backup_dir_is_refused_naming_it(tiny_fs: Callable[..., Path],
     original = (etc / MANIFEST).read_bytes()
     for backup_dir in (read_only, read_only / "sub"):
         assert node.main(["apply", "--request", make_request(etc, backup_dir=str(backup_dir)).to_json()],
-                         waiter=scripted([True])) == 2
+                         gate=scripted([True])) == 2
         err = capsys.readouterr().err
         assert str(backup_dir) in err and "nothing was changed" in err and "Traceback" not in err
     assert (etc / MANIFEST).read_bytes() == original
@@ -114,7 +115,7 @@ def test_backup_dir_that_is_a_file_is_refused(etc: Path, capsys: pytest.CaptureF
     (etc / "not-a-dir").write_text("x")
     for backup_dir in (etc / "not-a-dir", etc / "not-a-dir" / "sub"):
         assert node.main(["apply", "--request", make_request(etc, backup_dir=str(backup_dir)).to_json()],
-                         waiter=scripted([True])) == 2
+                         gate=scripted([True])) == 2
         assert "is not a directory" in capsys.readouterr().err
     assert (etc / MANIFEST).read_bytes() == FIXTURE.read_bytes()
 
@@ -131,7 +132,7 @@ def test_any_exception_while_waiting_restores_byte_for_byte(etc: Path) -> None:
 
     with pytest.raises(node.NodeError, match=r"RuntimeError while waiting for kube-apiserver: odd answer; "
                                              r"restored the previous manifest from .*kube-audit\.bak") as info:
-        node.converge(make_request(etc), scripted([True], hook=boom))
+        node.converge(make_request(etc), scripted([True], hook=boom, manifest=etc / MANIFEST))
     assert info.value.code == 1
     assert (etc / MANIFEST).read_bytes() == original
 
@@ -146,8 +147,8 @@ def test_a_signal_while_waiting_restores_and_exits_1(etc: Path, signum: int,
         if n == 2:
             os.kill(os.getpid(), signum)
 
-    waiter = scripted([True], hook=kill)
-    assert node.main(["apply", "--request", make_request(etc).to_json()], waiter=waiter) == 1
+    waiter = scripted([True], hook=kill, manifest=etc / MANIFEST)
+    assert node.main(["apply", "--request", make_request(etc).to_json()], gate=waiter) == 1
     err = capsys.readouterr().err
     assert f"interrupted by {signal.Signals(signum).name} while kube-apiserver was restarting" in err
     assert "restored the previous manifest from" in err
@@ -170,7 +171,8 @@ def test_a_second_signal_does_not_cut_the_restore_short(etc: Path, monkeypatch: 
     monkeypatch.setattr(node, "atomic_write", write_with_signal)
     monkeypatch.setattr(files, "atomic_write", write_with_signal)
     with pytest.raises(node.NodeError, match=r"interrupted by SIGTERM.*restored the previous manifest"):
-        node.converge(make_request(etc), scripted([True], hook=lambda n: n == 1 and os.kill(os.getpid(), signal.SIGTERM)))
+        node.converge(make_request(etc), scripted([True], hook=lambda n: n == 1 and os.kill(os.getpid(), signal.SIGTERM),
+                                                  manifest=etc / MANIFEST))
     assert (etc / MANIFEST).read_bytes() == original
 
 
@@ -187,7 +189,7 @@ def test_failing_restore_names_the_backup_to_copy_by_hand(etc: Path, monkeypatch
     monkeypatch.setattr(node, "atomic_write", failing_restore)
     monkeypatch.setattr(files, "atomic_write", failing_restore)
     with pytest.raises(node.NodeError, match=r"could NOT restore .* copy .*kube-audit\.bak to .*kube-apiserver\.yaml by hand"):
-        node.converge(make_request(etc), scripted([False]))
+        node.converge(make_request(etc), scripted([False], manifest=etc / MANIFEST))
 
 
 @pytest.fixture
@@ -224,9 +226,9 @@ def test_an_odd_http_answer_is_not_ready_rather_than_a_crash(odd_server: str) ->
 def test_odd_readiness_answers_end_in_a_restore(etc: Path, odd_server: str) -> None:
     original = (etc / MANIFEST).read_bytes()
     clock = FakeClock()
-    waiter = node.Waiter(clock=clock, sleep=clock.sleep, interval=1.0)  # the real http_ready probe
+    real_probe = dataclasses.replace(scripted([True], clock, manifest=etc / MANIFEST), probe=node.http_ready)
     with pytest.raises(node.NodeError, match=r"did not become ready .* restored the previous manifest"):
-        node.converge(make_request(etc, readiness_url=odd_server), waiter)
+        node.converge(make_request(etc, readiness_url=odd_server), real_probe)
     assert (etc / MANIFEST).read_bytes() == original
 
 
@@ -267,6 +269,12 @@ BAD_REQUESTS = [
     ({"ready_timeout": 0}, r"ready_timeout: expected a number > 0"),
     ({"readiness_url": "ftp://x"}, r"readiness_url: expected null or an http\(s\) URL"),
     ({"keep_backups": 0}, r"keep_backups: expected an integer >= 1"),
+    ({"ready_consecutive": 0}, r"ready_consecutive: expected an integer >= 1"),
+    ({"ready_consecutive": 2.5}, r"ready_consecutive: expected an integer >= 1"),
+    ({"audit_write_timeout": "60"}, r"audit_write_timeout: expected a number >= 0"),
+    ({"audit_write_timeout": -1}, r"audit_write_timeout: expected a number >= 0"),
+    ({"log_margin_mb": True}, r"log_margin_mb: expected an integer >= 0"),
+    ({"pod_log_dir": "var/log/pods"}, r"pod_log_dir: expected a normalised absolute path"),
     ({"master": ""}, r"master: expected a non-empty string"),
     ({"state": "on"}, r"state: required, a JSON object"),
 ]
@@ -278,7 +286,7 @@ def test_bad_request_fields_are_refused_naming_the_field(etc: Path, changes: dic
     text = _request_json(etc, **changes)
     with pytest.raises(RequestError, match=message):
         NodeRequest.from_json(text)
-    assert node.main(["apply", "--request", text], waiter=scripted([True])) == 2
+    assert node.main(["apply", "--request", text], gate=scripted([True])) == 2
     assert "bad request" in capsys.readouterr().err
     assert (etc / MANIFEST).read_bytes() == FIXTURE.read_bytes() and not (etc / "tmp").exists()
 
@@ -294,7 +302,8 @@ def test_malformed_request_json_is_refused(text: str, message: str) -> None:
 
 
 def test_request_round_trips_through_json(etc: Path) -> None:
-    request = make_request(etc, keep_backups=3, readiness_url="https://127.0.0.1:6443/readyz")
+    request = make_request(etc, keep_backups=3, readiness_url="https://127.0.0.1:6443/readyz", ready_consecutive=5,
+                           audit_write_timeout=12.5, log_margin_mb=0, pod_log_dir="/var/log/pods2")
     assert NodeRequest.from_json(request.to_json()) == request
     assert NodeRequest.from_json(request.to_json(compact=True)) == request
 
@@ -307,7 +316,7 @@ def test_symlinked_manifest_is_refused_and_its_target_untouched(etc: Path,
     real = etc / "real-kube-apiserver.yaml"
     (etc / MANIFEST).rename(real)
     (etc / MANIFEST).symlink_to(real)
-    assert node.main(["apply", "--request", make_request(etc).to_json()], waiter=scripted([True])) == 2
+    assert node.main(["apply", "--request", make_request(etc).to_json()], gate=scripted([True])) == 2
     assert f"is a symlink to {real}" in capsys.readouterr().err
     assert (etc / MANIFEST).is_symlink() and real.read_bytes() == FIXTURE.read_bytes()
 
@@ -315,7 +324,7 @@ def test_symlinked_manifest_is_refused_and_its_target_untouched(etc: Path,
 def test_fifo_manifest_is_refused_without_blocking(etc: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (etc / MANIFEST).unlink()
     os.mkfifo(etc / MANIFEST)
-    assert node.main(["apply", "--request", make_request(etc).to_json()], waiter=scripted([True])) == 2
+    assert node.main(["apply", "--request", make_request(etc).to_json()], gate=scripted([True])) == 2
     assert "is not a regular file" in capsys.readouterr().err
 
 
@@ -332,7 +341,8 @@ def test_only_the_newest_k_backups_are_kept_and_hand_made_files_are_left(etc: Pa
     reports = []
     for i in range(4):
         now[0] += 1 if i != 2 else 0  # two changes in one second get -2
-        reports.append(node.converge(make_request(etc, enabled=i % 2 == 0, keep_backups=2), scripted([False, True])))
+        reports.append(node.converge(make_request(etc, enabled=i % 2 == 0, keep_backups=2),
+                                     scripted([False, True], manifest=etc / MANIFEST)))
     kept = sorted(p.name for p in (etc / "tmp").iterdir())
     assert kept == ["kube-apiserver.yaml.20270115T080002Z-2.kube-audit.bak",
                     "kube-apiserver.yaml.20270115T080003Z.kube-audit.bak", "kube-apiserver.yaml.by-hand"]

@@ -123,3 +123,18 @@ def test_reasons_are_shown_in_preview_and_carried_hidden_in_up() -> None:
     assert (r.props["drift"], r.props["repair"]) == ([], reason)
     # What the real run stores as inputs must not be shown as "changed from" by the next preview.
     assert r.opts.hide_diffs == ["repair"]
+
+
+@pulumi.runtime.test
+def test_a_drift_only_repair_reruns_every_preflight_check_first() -> None:
+    readings = {"master-1": Reading(node()), "master-2": Reading(node(drop="--audit-policy-file")),
+                "master-3": Reading(node(policy_sha="f" * 64))}
+    _, rec, _ = build(reader=FakeReader(readings))
+    wanted = sorted(drift_of(rec, "audit-apiserver-master-2-manifest") + drift_of(rec, "audit-policy-master-3"))
+    assert len(wanted) == 2
+    # The reasons of every master reach every master's check: its inputs change, so the engine runs
+    # it again, and the repair (which depends on all checks) waits for every check to pass.
+    for i in (1, 2, 3):
+        assert drift_of(rec, f"audit-preflight-master-{i}") == wanted, i
+    _, rec, _ = build(reader=FakeReader({m: Reading(node()) for m in ("master-1", "master-2", "master-3")}))
+    assert all(drift_of(rec, f"audit-preflight-master-{i}") == [] for i in (1, 2, 3))

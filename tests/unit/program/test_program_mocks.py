@@ -84,10 +84,20 @@ def test_enabled_graph_orders_policy_then_masters_one_by_one_then_agent() -> Any
         "kube-audit:index:AuditLogging", "kube-audit:index:NodeProgram", FILE,
         "kube-audit:index:AuditPolicyFile", COMMAND, "kube-audit:index:ApiServerAuditChange",
         "kube-audit:index:InsightAgentAuditCollection", "kubernetes:helm.sh/v3:Release",
-        "kubernetes:apps/v1:DaemonSetPatch"})
+        "kubernetes:apps/v1:DaemonSetPatch", "kube-audit:index:ClusterPreflight"})
+    # Nothing is written anywhere before every master passed its preflight.
+    preflights = {f"audit-preflight-master-{i}" for i in (1, 2, 3)}
+    for i in (1, 2, 3):
+        assert names_of(rec[f"audit-preflight-master-{i}"].depends_on) == {f"audit-program-master-{i}"}
+    # Each master's policy file is written in its own turn: master-2's only after master-1's change is
+    # proven, so a rollback on master-1 leaves master-2 and master-3 as they were.
+    assert names_of(rec["audit-policy-master-1"].depends_on) == {"audit-program-master-1", *preflights}
+    assert names_of(rec["audit-policy-master-2"].depends_on) == {"audit-program-master-2", "audit-apiserver-master-1"}
+    assert names_of(rec["audit-policy-master-3"].depends_on) == {"audit-program-master-3", "audit-apiserver-master-2"}
     # master-2 waits for master-1's change, master-3 for master-2's; each waits for its policy file.
     change = "audit-apiserver-master-{}-manifest"
-    assert names_of(rec[change.format(1)].depends_on) == {"audit-program-master-1", "audit-policy-master-1"}
+    assert names_of(rec[change.format(1)].depends_on) == {"audit-program-master-1", "audit-policy-master-1",
+                                                          *preflights}
     assert names_of(rec[change.format(2)].depends_on) == {"audit-program-master-2", "audit-apiserver-master-1",
                                                           "audit-policy-master-2"}
     assert names_of(rec[change.format(3)].depends_on) == {"audit-program-master-3", "audit-apiserver-master-2",
@@ -135,10 +145,22 @@ def test_manifest_command_request_is_readable_plain_keys() -> Any:
 
 
 @pulumi.runtime.test
+def test_preflight_checks_the_same_request_the_change_gets() -> Any:
+    _, rec, _ = build({"rollout": {"readyConsecutive": 5, "auditWriteTimeoutSeconds": 0}})
+    check = rec["audit-preflight-master-2"].props
+    change = rec["audit-apiserver-master-2-manifest"].props
+    assert check["stdin"] == change["stdin"] and "preflight" in check["create"] and check["delete"] is None
+    request = json.loads(change["stdin"])
+    assert request["ready_consecutive"] == 5 and request["audit_write_timeout"] == 0
+    assert request["log_margin_mb"] == 64 and request["pod_log_dir"] == "/var/log/pods"
+    assert "--store /etc/kubernetes/tmp/kube-audit-policies" in rec["audit-policy-master-2"].props["create"]
+
+
+@pulumi.runtime.test
 def test_private_key_input_is_secret_on_every_remote_resource() -> Any:
     _, rec, _ = build()
     remote = [r for r in rec.values() if r.typ in (COMMAND, FILE)]
-    assert len(remote) == 9, "3 node programs, 3 policy files, 3 manifest changes"
+    assert len(remote) == 12, "3 node programs, 3 preflights, 3 policy files, 3 manifest changes"
     checks = []
     for r in remote:
         connection = r.props["connection"]
@@ -159,6 +181,8 @@ def test_policy_file_goes_to_every_master_with_mode_0600() -> Any:
         props = rec[f"audit-policy-master-{i}"].props
         assert "write-file" in props["create"] and "--mode 0600" in props["create"]
         assert "remove-file" in props["delete"] and "/var/log" not in props["delete"]
+        # Destroy never removes a policy file a manifest on that master still names.
+        assert "--keep-if-used-by /etc/kubernetes/manifests/kube-apiserver.yaml" in props["delete"]
         assert props["stdin"].startswith("# dce-default")
     assert rec["audit-policy"].props["policySource"] == "dce-default"
 

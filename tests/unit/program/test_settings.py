@@ -28,6 +28,9 @@ def test_defaults_are_the_dce_guides() -> None:
     assert (s.paths.policy_dir, s.paths.policy_file) == ("/etc/kubernetes/audit-policy", "apiserver-audit-policy.yaml")
     assert (s.paths.manifest, s.paths.backup_dir) == ("/etc/kubernetes/manifests/kube-apiserver.yaml", "/etc/kubernetes/tmp")
     assert (s.insight_agent.namespace, s.insight_agent.release, s.insight_agent.adopt) == ("insight-system", "insight-agent", True)
+    r = s.rollout
+    assert (r.ready_consecutive, r.audit_write_timeout_seconds, r.log_space_margin_mb, r.pod_log_dir) == (
+        3, 60, 64, "/var/log/pods")
     assert s.policy is not None and s.policy.name == "dce-default" and len(s.policy.sha256) == 64
     assert s.host_log_path == "/var/log/kubernetes/audit/kube-apiserver-audit.log"
     assert s.audit_state().flags()[-1] == "--audit-policy-file=/etc/kubernetes/audit-policy/apiserver-audit-policy.yaml"
@@ -73,6 +76,10 @@ def test_private_key_never_appears_in_repr_or_errors() -> None:
     ({"paths": {"policyFile": "a/b.yaml"}}, SECRETS, r"kube-audit:paths\.policyFile: String should match"),
     ({"insightAgent": {"adopt": "yes"}}, SECRETS, r"kube-audit:insightAgent\.adopt: Input should be a valid boolean"),
     ({"rollout": {"readyTimeoutSeconds": 0}}, SECRETS, r"kube-audit:rollout\.readyTimeoutSeconds: Input should be greater than 0"),
+    ({"rollout": {"readyConsecutive": 0}}, SECRETS, r"kube-audit:rollout\.readyConsecutive: Input should be greater"),
+    ({"rollout": {"auditWriteTimeoutSeconds": -1}}, SECRETS, r"kube-audit:rollout\.auditWriteTimeoutSeconds: Input"),
+    ({"rollout": {"logSpaceMarginMb": "64"}}, SECRETS, r"kube-audit:rollout\.logSpaceMarginMb: Input should be a valid"),
+    ({"rollout": {"podLogDir": "var/log/pods"}}, SECRETS, r"kube-audit:rollout\.podLogDir: String should match"),
     ({}, set(), r"kube-audit:sshPrivateKey: must be a secret"),
     ({"sshPrivateKey": None, "sshPrivateKeyPassphrase": "pw"}, SECRETS, r"kube-audit:sshPrivateKeyPassphrase: set, but"),
     ({"policy": "no-such-profile"}, SECRETS, r"kube-audit:policy: .*no-such-profile"),

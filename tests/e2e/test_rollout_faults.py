@@ -1,0 +1,511 @@
+"""Faults injected into real rollouts: real engine, real sshd, real kube-apiservers in the lab.
+
+Its own stack (`faults`, config in the lab's state dir) on the session's lab, run after the
+lifecycle module. Every fault asserts: every master ends healthy and serving, no manifest or policy
+file is lost or half-written, no audit log is deleted, the error names the master and the cause,
+and a re-run after the repair converges. Each is measured under a /readyz poller of every master
+(0.1 s): the fewest apiservers serving at any moment, and the time from the fault to converged.
+At the end the stack is destroyed: audit off on every master again, as the module found them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab import system
+from lab.config import REPO, Host
+from lab.stack import CONFIG_FILE_COMMANDS, NS, pulumi_cmd
+
+from .harness import E2E
+
+pytestmark = pytest.mark.e2e
+
+STACK = "faults"
+STORE = "tmp/kube-audit-policies"  # under the host's /etc/kubernetes
+POLICY = "audit-policy/apiserver-audit-policy.yaml"
+REJECTED = b"apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n"  # the apiserver exits: 0 rules
+
+
+DECOY = """
+import http.server, socket, ssl, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+while True:
+    try:
+        server = http.server.ThreadingHTTPServer(("{ip}", 6443), H)
+        break
+    except OSError:
+        time.sleep(0.05)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("{cert}", "{key}")
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Faults:
+    """The `faults` stack and what the tests look at on every master."""
+
+    def __init__(self, e2e: E2E) -> None:
+        self.e2e = e2e
+        self.lab = e2e.lab
+        self.config = self.lab.state / f"Pulumi.{STACK}.yaml"
+        self.results: dict[str, dict] = e2e.m.setdefault("faults", {})
+
+    def pulumi(self, *args: str, check: bool = True, timeout: float = 1500, with_stack: bool = True,
+               stdin: str | None = None) -> subprocess.CompletedProcess:
+        cmd = [*pulumi_cmd(self.lab, *args, stack=False), *(["--stack", STACK] if with_stack else []),
+               "--non-interactive"]
+        if args[0] in CONFIG_FILE_COMMANDS:
+            cmd += ["--config-file", str(self.config)]
+        r = subprocess.run(cmd, cwd=REPO, env=self.e2e.env(), capture_output=True, text=True, timeout=timeout,
+                           check=False, input=stdin)
+        if check and r.returncode != 0:
+            raise AssertionError(f"`pulumi {' '.join(args)}` exited {r.returncode}:\n{r.stdout[-6000:]}\n"
+                                 f"{r.stderr[-4000:]}")
+        return r
+
+    def up(self, check: bool = True) -> subprocess.CompletedProcess:
+        return self.pulumi("up", "--yes", "--skip-preview", check=check)
+
+    def create(self) -> None:
+        self.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase", with_stack=False)
+        # `stack init` writes Pulumi.<stack>.yaml into the project: keep it in the lab's state dir.
+        (REPO / f"Pulumi.{STACK}.yaml").replace(self.config)
+        lab_config = yaml.safe_load(self.lab.stack_config.read_text())["config"]
+        config = {
+            f"{NS}:masters": lab_config[f"{NS}:masters"],
+            f"{NS}:enabled": "true",
+            f"{NS}:policy": "dce-default",
+            f"{NS}:insightAgent": {"enabled": False},
+            # The lab's apiserver takes ~31 s to go (SIGKILL after the grace period) and ~5 s to start.
+            f"{NS}:rollout": {"restartTimeoutSeconds": 45, "readyTimeoutSeconds": 60,
+                              "auditWriteTimeoutSeconds": 30},
+        }
+        doc = yaml.safe_load(self.config.read_text()) or {}
+        doc["config"] = {**(doc.get("config") or {}), **config}
+        self.config.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
+        self.pulumi("config", "set", "--secret", f"{NS}:sshPrivateKey", stdin=self.lab.ssh_key.read_text())
+
+    def set_log(self, **log: int) -> None:
+        self.pulumi("config", "set", f"{NS}:log", json.dumps(log))
+
+    # what the masters look like ------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict]:
+        out = {}
+        for h in self.e2e.hosts:
+            policy = h.etc_kubernetes / POLICY
+            out[h.name] = {"manifest": _sha(h.manifest.read_bytes()), "starts": self.e2e.status(h)["starts"],
+                           "policy": _sha(policy.read_bytes()) if policy.exists() else None}
+        return out
+
+    def logs(self) -> dict[str, int]:
+        return {str(p): p.stat().st_size for h in self.e2e.hosts
+                for p in (h.audit_log_dir.iterdir() if h.audit_log_dir.is_dir() else []) if p.is_file()}
+
+    def flag(self, h: Host, name: str) -> str | None:
+        return next((f.split("=", 1)[1] for f in self.e2e.audit_flags(h) if f.startswith(name + "=")), None)
+
+    def assert_whole(self, logs_before: dict[str, int]) -> None:
+        """Every master serves the config its manifest declares, with the policy file its pod names
+        (after a failed run too: each master's policy is written in its own turn); nothing lost or
+        half-written."""
+        self.e2e.wait_all_ready(timeout=240)
+        for h in self.e2e.hosts:
+            leftovers = [p.name for p in (h.etc_kubernetes / "manifests").iterdir() if p.name != "kube-apiserver.yaml"]
+            assert leftovers == [], f"{h.name}: files left in the manifests dir: {leftovers}"
+            flags = sorted(self.e2e.audit_flags(h))
+            running = sorted(a for a in self.e2e.running_cmdline(h) if a.startswith("--audit-"))
+            assert running == flags, f"{h.name}: runs {running}, manifest says {flags}"
+            policy = h.etc_kubernetes / POLICY
+            if flags:
+                stored = {p.name for p in (h.etc_kubernetes / STORE).iterdir()}
+                assert f"{_sha(policy.read_bytes())}.yaml" in stored, f"{h.name}: policy file is no known version"
+                ann = (self.e2e.manifest(h)["metadata"].get("annotations") or {}).get("kube-audit.io/policy-hash")
+                assert ann == _sha(policy.read_bytes()), f"{h.name}: the policy file is not the one the pod names"
+        after = self.logs()
+        lost = {p: n for p, n in logs_before.items() if after.get(p, -1) < n}
+        assert not lost, f"audit log files deleted or truncated: {lost}"
+
+    def record(self, name: str, poller, t0: float, failed_up: float, **extra: object) -> dict:
+        avail = poller.stop()
+        result = {"fault_to_converged_s": round(time.monotonic() - t0, 1), "failing_up_s": round(failed_up, 1),
+                  "min_serving": avail["min_ready"], "masters": avail["masters"],
+                  "not_ready_spans_s": avail["not_ready_spans_s"], "max_sample_gap_s": avail["max_gap_s"], **extra}
+        self.results[name] = result
+        return result
+
+    # faults --------------------------------------------------------------------------------
+    def link(self, h: Host, up: bool) -> None:
+        if up:
+            system.run("ip", "link", "set", h.veth, "master", self.lab.bridge, "up")
+        else:
+            system.run("ip", "link", "set", h.veth, "down")
+
+    def in_host(self, h: Host, *cmd: str, check: bool = True) -> None:
+        pid = int(h.pid_file.read_text())
+        system.run("nsenter", "-t", str(pid), "-m", "-u", "-n", "--", *cmd, check=check)
+
+    def settle(self, h: Host, manifest_file: str, timeout: float = 240) -> None:
+        """Wait until the kubelet stand-in runs the pod from `manifest_file` and it is ready."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.e2e.status(h)
+            if st.get("manifest_file") == manifest_file and st.get("state") == "running" and self.e2e.client(h).ready():
+                return
+            assert time.monotonic() < deadline, f"{h.name} did not settle on {manifest_file}: {st}"
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def faults(e2e: E2E):
+    f = Faults(e2e)
+    f.create()
+    e2e.wait_all_ready()
+    try:
+        yield f
+    finally:
+        for h in e2e.hosts:
+            f.link(h, True)
+        r = f.pulumi("destroy", "--yes", "--skip-preview", check=False)
+        f.pulumi("stack", "rm", "--yes", "--force", check=False)
+        f.config.unlink(missing_ok=True)
+        assert r.returncode == 0, f"destroy of the faults stack failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+        for h in e2e.hosts:
+            assert e2e.audit_flags(h) == [], f"{h.name}: audit still on after destroy"
+        e2e.wait_all_ready(timeout=240)
+
+
+class TestRolloutFaults:
+    incremental = True
+
+    def test_c_unreachable_master_in_preflight_changes_nothing_anywhere(self, faults: Faults):
+        e2e, m2 = faults.e2e, faults.e2e.hosts[1]
+        before, logs = faults.snapshot(), faults.logs()
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        faults.link(m2, False)
+        try:
+            r = faults.up(check=False)
+        finally:
+            faults.link(m2, True)
+        failed = time.monotonic() - t0
+        assert r.returncode != 0
+        out = r.stdout + r.stderr
+        # The first step that reaches master 2 fails (here: copying the node program, which its
+        # preflight needs); nothing that changes a master has run anywhere.
+        assert "lab-master-2" in out and f"cannot connect to root@{m2.ip}:22" in out, out[-3000:]
+        assert faults.snapshot() == before, "a master was changed although master 2 failed its preflight"
+        for h in e2e.hosts:
+            assert not (h.etc_kubernetes / POLICY).exists(), f"{h.name}: policy written before preflight passed"
+        e2e.wait_all_ready(timeout=240)
+        faults.up()
+        faults.assert_whole(logs)
+        for h in e2e.hosts:
+            assert faults.flag(h, "--audit-policy-file"), f"{h.name}: not enabled after the re-run"
+        faults.record("c1_unreachable_in_preflight", poller, t0, failed)
+
+    def test_f_planted_backup_in_manifests_dir_is_refused_naming_it(self, faults: Faults):
+        e2e, m2 = faults.e2e, faults.e2e.hosts[1]
+        planted = m2.etc_kubernetes / "manifests/kube-apiserver.yaml.bak"
+        planted.write_bytes(m2.manifest.read_bytes())
+        # The kubelet (here its stand-in) runs the planted file instead: the pod restarts.
+        faults.settle(m2, planted.name)
+        before, logs = faults.snapshot(), faults.logs()
+        faults.set_log(maxAge=7)
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        r = faults.up(check=False)
+        failed = time.monotonic() - t0
+        assert r.returncode != 0
+        out = r.stdout + r.stderr
+        assert "/etc/kubernetes/manifests/kube-apiserver.yaml.bak also declares the kube-apiserver pod" in out, \
+            out[-3000:]
+        assert "Move it out of /etc/kubernetes/manifests" in out and "kube-audit[lab-master-2]" in out
+        assert faults.snapshot() == before, "a master was changed although master 2 was refused"
+        planted.unlink()
+        faults.settle(m2, "kube-apiserver.yaml")
+        faults.up()
+        faults.assert_whole(logs)
+        assert [faults.flag(h, "--audit-log-maxage") for h in e2e.hosts] == ["7"] * 3
+        faults.record("f_planted_bak", poller, t0, failed)
+
+    def test_d_full_log_filesystem_is_refused_by_preflight(self, faults: Faults):
+        e2e, m3 = faults.e2e, faults.e2e.hosts[2]
+        before, logs = faults.snapshot(), faults.logs()
+        faults.in_host(m3, "mount", "-t", "tmpfs", "-o", "size=1m", "kalab-full", "/var/log/kubernetes/audit")
+        # dd stops with "No space left on device": full, as wanted.
+        faults.in_host(m3, "dd", "if=/dev/zero", "of=/var/log/kubernetes/audit/filler", "bs=64k", "count=64",
+                       "status=none", check=False)
+        faults.set_log(maxAge=5)
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        try:
+            r = faults.up(check=False)
+        finally:
+            faults.in_host(m3, "umount", "/var/log/kubernetes/audit")
+        failed = time.monotonic() - t0
+        assert r.returncode != 0
+        out = r.stdout + r.stderr
+        assert "kube-audit[lab-master-3]: preflight refused this master" in out, out[-3000:]
+        assert "/var/log/kubernetes/audit has 0 MiB free; the audit log needs" in out
+        assert faults.snapshot() == before
+        faults.up()
+        faults.assert_whole(logs)
+        assert [faults.flag(h, "--audit-log-maxage") for h in e2e.hosts] == ["5"] * 3
+        faults.record("d_full_log_fs", poller, t0, failed)
+
+    def test_a_new_apiserver_exits_at_start_is_rolled_back_on_that_master_only(self, faults: Faults):
+        e2e = faults.e2e
+        m1, m2, m3 = e2e.hosts
+        old_policy = (m1.etc_kubernetes / POLICY).read_bytes()
+        # The drift read (#9) would see master 1's corrupted policy file and repair it before the
+        # change, so the fault would never reach the apiserver: off for this fault, on again after.
+        faults.pulumi("config", "set", "--path", f"{NS}:drift.read", "false")
+        faults.pulumi("config", "set", f"{NS}:policy", "metadata-only")
+        new_policy = (REPO / "policies/metadata-only.yaml").read_bytes()
+        # Write the new policy on master 1 first (only that resource), then slip a policy the
+        # apiserver rejects past validation: master 1's copies of that version are corrupted.
+        urns = [res["urn"] for res in json.loads(faults.pulumi("stack", "export").stdout)["deployment"]["resources"]
+                if res["urn"].endswith(f"::audit-policy-{m1.name}")]
+        assert len(urns) == 1, urns
+        faults.pulumi("up", "--yes", "--skip-preview", "--target", urns[0])
+        assert (m1.etc_kubernetes / POLICY).read_bytes() == new_policy
+        later_policies = {h.name: (h.etc_kubernetes / POLICY).read_bytes() for h in (m2, m3)}
+        assert all(p != new_policy for p in later_policies.values())
+        for path in (m1.etc_kubernetes / POLICY, m1.etc_kubernetes / STORE / f"{_sha(new_policy)}.yaml"):
+            path.write_bytes(REJECTED)
+        before, logs = faults.snapshot(), faults.logs()
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        r = faults.up(check=False)
+        failed = time.monotonic() - t0
+        assert r.returncode != 0
+        out = r.stdout + r.stderr
+        # It exits before it listens, so no new instance is ever seen (a later crash would fail 'ready').
+        assert re.search(r"kube-audit\[lab-master-1\]: the new kube-apiserver failed the '(new-process|ready)' "
+                         r"check", out), out[-4000:]
+        assert "restored the previous manifest from /etc/kubernetes/tmp/" in out
+        assert "and the previous policy file" in out and "the previous configuration is serving again" in out
+        assert "last lines of /var/log/pods/kube-system_kube-apiserver-lab-master-1_" in out
+        assert "illegal policy with 0 rules" in out, "the apiserver's own reason is quoted"
+        now = faults.snapshot()
+        assert now[m1.name]["manifest"] == before[m1.name]["manifest"]
+        assert (m1.etc_kubernetes / POLICY).read_bytes() == old_policy, "master 1's policy is the previous one"
+        for h in (m2, m3):
+            assert now[h.name] == before[h.name], f"{h.name} was touched"
+            # A master's policy is written in its own turn: the later masters still hold the policy
+            # their running flags were made for (a crash-restart there loads the matching pair).
+            assert (h.etc_kubernetes / POLICY).read_bytes() == later_policies[h.name], f"{h.name}: policy changed"
+        faults.assert_whole(logs)
+        # Repair: master 1's copy of the new version is written back whole; the re-run converges.
+        (m1.etc_kubernetes / STORE / f"{_sha(new_policy)}.yaml").write_bytes(new_policy)
+        faults.up()
+        faults.assert_whole(logs)
+        for h in e2e.hosts:
+            assert (h.etc_kubernetes / POLICY).read_bytes() == new_policy
+        faults.pulumi("config", "set", "--path", f"{NS}:drift.read", "true")
+        faults.record("a_exits_at_start", poller, t0, failed)
+
+    def test_c_master_unreachable_after_preflight_leaves_later_masters_untouched(self, faults: Faults):
+        e2e = faults.e2e
+        m1, m2, m3 = e2e.hosts
+        before, logs = faults.snapshot(), faults.logs()
+        faults.set_log(maxAge=9)
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        result: dict[str, subprocess.CompletedProcess] = {}
+        runner = threading.Thread(target=lambda: result.setdefault("up", faults.up(check=False)))
+        runner.start()
+        deadline = time.monotonic() + 300
+        while _sha(m1.manifest.read_bytes()) == before[m1.name]["manifest"]:
+            assert time.monotonic() < deadline and runner.is_alive(), "master 1 was never changed"
+            time.sleep(0.2)
+        faults.link(m2, False)
+        try:
+            runner.join(900)
+        finally:
+            faults.link(m2, True)
+        failed = time.monotonic() - t0
+        r = result["up"]
+        assert r.returncode != 0
+        out = r.stdout + r.stderr
+        assert f"cannot connect to root@{m2.ip}:22" in out and "apiserver-lab-master-2" in out, out[-3000:]
+        assert faults.flag(m1, "--audit-log-maxage") == "9", "master 1 was done"
+        now = faults.snapshot()
+        for h in (m2, m3):
+            assert now[h.name] == before[h.name], f"{h.name} was touched"
+        faults.assert_whole(logs)
+        faults.up()
+        faults.assert_whole(logs)
+        assert [faults.flag(h, "--audit-log-maxage") for h in e2e.hosts] == ["9"] * 3
+        faults.record("c2_unreachable_after_preflight", poller, t0, failed)
+
+    def test_b_ssh_connection_cut_in_the_middle_of_a_masters_change(self, faults: Faults):
+        e2e = faults.e2e
+        _, m2, m3 = e2e.hosts
+        before, logs = faults.snapshot(), faults.logs()
+        faults.set_log(maxAge=13)
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        result: dict[str, subprocess.CompletedProcess] = {}
+        runner = threading.Thread(target=lambda: result.setdefault("up", faults.up(check=False)))
+        runner.start()
+        deadline = time.monotonic() + 600
+        while _sha(m2.manifest.read_bytes()) == before[m2.name]["manifest"]:
+            assert time.monotonic() < deadline and runner.is_alive(), "master 2 was never changed"
+            time.sleep(0.2)
+        # The cut lasts longer than the SSH layer's dead-peer limit (30 s): the engine's side of the
+        # connection is gone; the node program on master 2 carries on alone.
+        faults.link(m2, False)
+        time.sleep(45)
+        faults.link(m2, True)
+        runner.join(900)
+        failed = time.monotonic() - t0
+        r = result["up"]
+        assert r.returncode != 0
+        out = r.stdout + r.stderr
+        assert f"on root@{m2.ip}:22: the SSH connection was lost while the command ran" in out, out[-3000:]
+        assert faults.snapshot()[m3.name] == before[m3.name], "master 3 was touched"
+        # The node program carries on alone; its lock on the manifests dir says when it is done.
+        faults.in_host(m2, "flock", "/etc/kubernetes/manifests", "true")
+        faults.assert_whole(logs)
+        faults.up()
+        faults.assert_whole(logs)
+        assert [faults.flag(h, "--audit-log-maxage") for h in e2e.hosts] == ["13"] * 3
+        faults.record("b_ssh_cut_mid_change", poller, t0, failed,
+                      master2_after_cut=faults.flag(m2, "--audit-log-maxage"))
+
+    def test_g_new_apiserver_that_answers_then_dies_is_rolled_back(self, faults: Faults):
+        e2e = faults.e2e
+        m1, m2, m3 = e2e.hosts
+        before, logs = faults.snapshot(), faults.logs()
+        faults.set_log(maxAge=15)
+        stop = threading.Event()
+        kills: list[int] = []
+
+        def crash_loop() -> None:
+            # Every instance started with the new flags dies right after it first answers ready.
+            while not stop.is_set():
+                pid = e2e.status(m1).get("apiserver_pid")
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if pid else []
+                except OSError:
+                    argv = []
+                if b"--audit-log-maxage=15" in argv and pid not in kills and e2e.client(m1).ready(timeout=0.5):
+                    system.run("kill", "-KILL", str(pid), check=False)
+                    kills.append(pid)
+                stop.wait(0.05)
+
+        killer = threading.Thread(target=crash_loop, daemon=True)
+        killer.start()
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        try:
+            r = faults.up(check=False)
+        finally:
+            stop.set()
+            killer.join(5)
+        failed = time.monotonic() - t0
+        assert r.returncode != 0 and kills, (kills, r.stdout[-2000:])
+        out = r.stdout + r.stderr
+        assert "kube-audit[lab-master-1]: the new kube-apiserver failed the 'ready' check" in out, out[-4000:]
+        assert "the previous configuration is serving again" in out
+        now = faults.snapshot()
+        assert now[m1.name]["manifest"] == before[m1.name]["manifest"]
+        for h in (m2, m3):
+            assert now[h.name] == before[h.name], f"{h.name} was touched"
+        faults.assert_whole(logs)
+        faults.up()
+        faults.assert_whole(logs)
+        assert [faults.flag(h, "--audit-log-maxage") for h in e2e.hosts] == ["15"] * 3
+        faults.record("g_crash_loop", poller, t0, failed, killed_pids=len(kills))
+
+    def test_h_a_decoy_on_the_readiness_port_does_not_fool_the_gate(self, faults: Faults, tmp_path: Path):
+        e2e = faults.e2e
+        m1, m2, m3 = e2e.hosts
+        system.run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=decoy",
+                   "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem"))
+        decoy_py = tmp_path / "decoy.py"
+        decoy_py.write_text(DECOY.format(ip=m1.ip, cert=tmp_path / "c.pem", key=tmp_path / "k.pem"))
+        before, logs = faults.snapshot(), faults.logs()
+        faults.set_log(maxAge=17)
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        result: dict[str, subprocess.CompletedProcess] = {}
+        runner = threading.Thread(target=lambda: result.setdefault("up", faults.up(check=False)))
+        runner.start()
+        deadline = time.monotonic() + 300
+        while _sha(m1.manifest.read_bytes()) == before[m1.name]["manifest"]:
+            assert time.monotonic() < deadline and runner.is_alive(), "master 1 was never changed"
+            time.sleep(0.1)
+        # Binds the readiness address the moment the old apiserver lets go of it, and answers 200.
+        decoy = subprocess.Popen(["ip", "netns", "exec", m1.netns, "python3", str(decoy_py)])
+        try:
+            runner.join(900)
+        finally:
+            decoy.kill()
+            decoy.wait()
+        failed = time.monotonic() - t0
+        out = result["up"].stdout + result["up"].stderr
+        assert result["up"].returncode != 0
+        assert "kube-audit[lab-master-1]: the new kube-apiserver failed the 'new-process' check" in out, out[-4000:]
+        assert "(python3) listens on the readiness port, not kube-apiserver" in out
+        now = faults.snapshot()
+        for h in (m2, m3):
+            assert now[h.name] == before[h.name], f"{h.name} was touched"
+        assert now[m1.name]["manifest"] == before[m1.name]["manifest"], "master 1 was rolled back"
+        faults.settle(m1, "kube-apiserver.yaml", timeout=400)  # the kubelet's back-off ends
+        faults.assert_whole(logs)
+        faults.up()
+        faults.assert_whole(logs)
+        assert [faults.flag(h, "--audit-log-maxage") for h in e2e.hosts] == ["17"] * 3
+        faults.record("h_decoy_on_port", poller, t0, failed)
+
+    def test_e_two_ups_at_once_one_waits_or_fails_on_the_lock(self, faults: Faults):
+        e2e = faults.e2e
+        before, logs = faults.snapshot(), faults.logs()
+        faults.set_log(maxAge=11)
+        poller = e2e.poller()
+        t0 = time.monotonic()
+        results: list[subprocess.CompletedProcess] = []
+        runners = [threading.Thread(target=lambda: results.append(faults.up(check=False))) for _ in range(2)]
+        for t in runners:
+            t.start()
+        for t in runners:
+            t.join(1500)
+        codes = sorted(r.returncode for r in results)
+        assert len(results) == 2 and codes[0] == 0, [r.stdout[-2000:] + r.stderr[-2000:] for r in results]
+        if codes[1] != 0:
+            loser = next(r for r in results if r.returncode != 0)
+            assert "locked" in (loser.stdout + loser.stderr).lower(), loser.stdout[-3000:] + loser.stderr[-2000:]
+        now = faults.snapshot()
+        for h in e2e.hosts:
+            assert now[h.name]["starts"] == before[h.name]["starts"] + 1, f"{h.name} restarted more than once"
+        faults.assert_whole(logs)
+        assert [faults.flag(h, "--audit-log-maxage") for h in e2e.hosts] == ["11"] * 3
+        faults.record("e_two_ups", poller, t0, time.monotonic() - t0, exit_codes=codes)
+
+
+def test_results_are_written(faults: Faults, e2e: E2E) -> None:
+    """The per-fault table (also in the session's e2e-measurements.json)."""
+    out = Path(e2e.lab.state) / "faults-measurements.json"
+    out.write_text(json.dumps(faults.results, indent=1) + "\n")
+    print(json.dumps(faults.results, indent=1))
+    assert faults.results
