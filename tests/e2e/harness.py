@@ -7,6 +7,7 @@ lab's offline environment, each master's files through the lab state dir (the ho
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -105,12 +106,23 @@ class ReadyPoller:
         return self
 
     def _run(self, name: str, client: Client) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            t = time.monotonic()
+        # Probes overlap: a master that does not answer holds its probe for the 1 s timeout, and a
+        # loop that waited for it would sample that master once a second exactly when it matters.
+        # Each probe is stamped with its start and counts as that moment's answer.
+        lock = threading.Lock()
+
+        def probe(t: float) -> None:
             ok = client.ready(timeout=1.0)
-            self.samples[name].append((t, ok))
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t)))
+            with lock:
+                self.samples[name].append((t, ok))
+
+        deadline = time.monotonic() + self.max_seconds
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            next_at = time.monotonic()
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                pool.submit(probe, time.monotonic())
+                next_at += self.interval
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def stop(self) -> dict:
         self._stop.set()
@@ -120,6 +132,8 @@ class ReadyPoller:
 
     def analyse(self) -> dict:
         names = list(self.samples)
+        for n in names:
+            self.samples[n].sort()
         events = sorted((t, n, ok) for n in names for (t, ok) in self.samples[n])
         state: dict[str, bool] = {}
         minimum, total = len(names), 0
@@ -140,8 +154,7 @@ class ReadyPoller:
             if start is not None:
                 spans.append(float("inf"))
             down[n] = spans
-        # The widest gap between two samples of one master: a master that does not answer (a cut
-        # link) holds its probe for up to the 1 s timeout, so its gaps say what the sampling really was.
+        # The widest gap between two probe starts of one master: what the sampling really was.
         gaps = {}
         for n in names:
             times = [t for t, _ok in self.samples[n]]
