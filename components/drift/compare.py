@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from components.manifest import planner
@@ -77,14 +77,22 @@ def _object_reasons(kind: str, have: Any, want: Any, names: set[str], where: str
     return reasons
 
 
-def manifest_reasons(text: str, state: AuditState, where: str) -> list[str]:
-    """Why `plan` would change this manifest; [] when it is converged."""
+def manifest_reasons(text: str, state: AuditState, where: str, policy_loaded: bool = False) -> list[str]:
+    """Why `plan` would change this manifest; [] when it is converged.
+
+    `policy_loaded`: the node's facts prove the running apiserver, started from this manifest, read
+    the stack's policy (see `policy_loaded`). Then a manifest that lacks only the policy-hash
+    annotation is not drift: the annotation exists to restart the apiserver when the policy
+    changes, and kubeadm, which regenerates the manifest, has no field to keep it.
+    """
     try:
         pod = planner.parse_manifest(text, where)
     except planner.ManifestError as exc:
         return [f"{exc} (pulumi up will refuse this master)"]
     want = planner.plan(pod, state)
     if want == pod:
+        return []
+    if policy_loaded and planner.plan(pod, replace(state, policy_hash=None)) == pod:
         return []
     reasons = _flag_reasons(planner.audit_flags(pod), planner.audit_flags(want), where)
     have_c, want_c = planner.apiserver_container(pod), planner.apiserver_container(want)
@@ -135,6 +143,33 @@ def running_notes(text: str, processes: list[dict[str, Any]], where: str) -> lis
     return notes
 
 
+def policy_loaded(text: str, processes: list[dict[str, Any]], policy: dict[str, Any] | None,
+                  policy_sha256: str | None) -> bool:
+    """Do the facts prove that the running apiserver was started from this manifest with this policy?
+
+    The apiserver reads its policy once, at start. So: the file on disk is the stack's policy, and
+    every kube-apiserver process of this host has the manifest's flags (it runs this file, not an
+    older one) and started after the file last changed. Any fact missing proves nothing.
+    """
+    if not (policy_sha256 and policy and policy.get("sha256") == policy_sha256 and processes):
+        return False
+    changed = policy.get("ctime")
+    if not isinstance(changed, (int, float)) or isinstance(changed, bool):
+        return False
+    try:
+        container = planner.apiserver_container(planner.parse_manifest(text, "manifest"))
+    except planner.ManifestError:
+        return False
+    on_disk = _all_flags(list(container.get("command") or []) + list(container.get("args") or []))
+    for proc in processes:
+        started = proc.get("started")
+        if not isinstance(started, (int, float)) or isinstance(started, bool) or started <= changed:
+            return False
+        if _all_flags(proc.get("argv") or []) != on_disk:
+            return False
+    return True
+
+
 def compare(master: str, state: AuditState, facts: dict[str, Any], policy_sha256: str | None) -> Drift:
     """All of one master's drift; every reason starts with the master's name."""
     manifest = facts.get("manifest") or {}
@@ -143,8 +178,10 @@ def compare(master: str, state: AuditState, facts: dict[str, Any], policy_sha256
     notes: list[str] = []
     if "b64" in manifest:
         text = base64.b64decode(manifest["b64"]).decode("utf-8", "replace")
-        reasons = manifest_reasons(text, state, where)
-        notes = running_notes(text, facts.get("apiserver") or [], where)
+        processes = facts.get("apiserver") or []
+        loaded = state.enabled and policy_loaded(text, processes, facts.get("policy"), policy_sha256)
+        reasons = manifest_reasons(text, state, where, loaded)
+        notes = running_notes(text, processes, where)
     else:
         reasons = [f"{manifest.get('path')} cannot be read: {manifest.get('error')}"]
     policy_reasons: list[str] = []
