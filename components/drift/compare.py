@@ -2,7 +2,9 @@
 
 Pure: no I/O. The manifest part is defined by the planner itself: a manifest drifts exactly when
 `plan(manifest, desired)` would change it, so every reason shown is one `pulumi up` repairs and a
-repaired master shows none. The reasons only name what differs; the planner decides the fix.
+repaired master shows none. The reasons only name what differs; the planner decides the fix. One
+exception: a missing policy-hash annotation is not drift when the node's facts prove what it
+stands for (`policy_loaded`; docs/drift.md).
 """
 
 from __future__ import annotations
