@@ -315,3 +315,29 @@ def test_with_the_policy_proven_loaded_only_the_missing_annotation_is_forgiven(
     else:
         # Converged, or nothing but the annotation differs, and only by being absent from the node.
         assert repaired == pod or _without_annotation(repaired) == pod
+
+
+REAL_KUBEADM = FIXTURES.parent / "kubeadm/apiserver-regenerated-v1.37.yaml"
+
+
+def test_the_real_kubeadm_output_lacks_only_the_annotation_and_is_not_drift_with_the_proof() -> None:
+    # kubeadm appends extraArgs after its own flags; the planner leaves flags that are exactly ours
+    # where they are, so the real regenerated manifest differs only by the annotation.
+    pod = planner.parse_manifest(REAL_KUBEADM.read_text(), REAL_KUBEADM.name)
+    assert planner.audit_flags(pod) == ON.flags() and planner.apiserver_container(pod)["command"][-1] == \
+        "--audit-policy-file=/etc/kubernetes/audit-policy/apiserver-audit-policy.yaml"
+    repaired = planner.plan(pod, ON)
+    assert _without_annotation(repaired) == pod and repaired["metadata"]["annotations"][ANN] == ON.policy_hash
+    assert manifest_reasons(planner.render(pod), ON, WHERE) == [f"annotation {ANN} missing from kube-apiserver.yaml"]
+    assert compare("master-1", ON, loaded_facts(pod), sha256_text(POLICY)).manifest == ()
+
+
+def test_flags_moved_but_exactly_ours_stay_put_and_anything_else_is_reordered() -> None:
+    pod = converged()
+    c = planner.apiserver_container(pod)
+    audit = [t for t in c["command"] if str(t).startswith("--audit-")]
+    c["command"] = [t for t in c["command"] if t not in audit] + list(reversed(audit))
+    assert planner.plan(pod, ON) == pod
+    c["command"][-1] = c["command"][-1] + "x"  # one of them differs: all are rewritten in kubeadm's order
+    replanned = planner.apiserver_container(planner.plan(pod, ON))["command"]
+    assert [t for t in replanned if str(t).startswith("--audit-")] == ON.flags()
