@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -91,10 +92,15 @@ def manifest_reasons(text: str, state: AuditState, where: str, policy_loaded: bo
         pod = planner.parse_manifest(text, where)
     except planner.ManifestError as exc:
         return [f"{exc} (pulumi up will refuse this master)"]
+    return _pod_reasons(pod, state, where, lambda: policy_loaded)
+
+
+def _pod_reasons(pod: planner.Pod, state: AuditState, where: str, proven: Callable[[], bool]) -> list[str]:
+    """`proven` is asked only for a manifest that lacks nothing but the annotation."""
     want = planner.plan(pod, state)
     if want == pod:
         return []
-    if policy_loaded and planner.plan(pod, replace(state, policy_hash=None)) == pod:
+    if planner.plan(pod, replace(state, policy_hash=None)) == pod and proven():
         return []
     reasons = _flag_reasons(planner.audit_flags(pod), planner.audit_flags(want), where)
     have_c, want_c = planner.apiserver_container(pod), planner.apiserver_container(want)
@@ -122,17 +128,24 @@ def _all_flags(tokens: list[Any]) -> set[str]:
     return {t for t in tokens if isinstance(t, str) and t.startswith("--")}
 
 
+def _manifest_flags(pod: planner.Pod) -> set[str]:
+    container = planner.apiserver_container(pod)
+    return _all_flags(list(container.get("command") or []) + list(container.get("args") or []))
+
+
 def running_notes(text: str, processes: list[dict[str, Any]], where: str) -> list[str]:
     """How the running apiserver differs from the manifest on disk (the kubelet has not caught up)."""
     try:
         pod = planner.parse_manifest(text, where)
     except planner.ManifestError:
         return []
+    return _running_notes(_manifest_flags(pod), processes, where)
+
+
+def _running_notes(on_disk: set[str], processes: list[dict[str, Any]], where: str) -> list[str]:
     if not processes:
         return [f"no kube-apiserver process runs in this host's network namespace; its flags cannot be "
                 f"compared with {where}"]
-    container = planner.apiserver_container(pod)
-    on_disk = _all_flags(list(container.get("command") or []) + list(container.get("args") or []))
     notes = []
     for proc in processes:
         running = _all_flags(proc.get("argv") or [])
@@ -145,7 +158,7 @@ def running_notes(text: str, processes: list[dict[str, Any]], where: str) -> lis
     return notes
 
 
-def policy_loaded(text: str, processes: list[dict[str, Any]], policy: dict[str, Any] | None,
+def policy_loaded(on_disk: set[str], processes: list[dict[str, Any]], policy: dict[str, Any] | None,
                   policy_sha256: str | None) -> bool:
     """Do the facts prove that the running apiserver was started from this manifest with this policy?
 
@@ -158,11 +171,6 @@ def policy_loaded(text: str, processes: list[dict[str, Any]], policy: dict[str, 
     changed = policy.get("ctime")
     if not isinstance(changed, (int, float)) or isinstance(changed, bool):
         return False
-    try:
-        container = planner.apiserver_container(planner.parse_manifest(text, "manifest"))
-    except planner.ManifestError:
-        return False
-    on_disk = _all_flags(list(container.get("command") or []) + list(container.get("args") or []))
     for proc in processes:
         started = proc.get("started")
         if not isinstance(started, (int, float)) or isinstance(started, bool) or started <= changed:
@@ -181,9 +189,15 @@ def compare(master: str, state: AuditState, facts: dict[str, Any], policy_sha256
     if "b64" in manifest:
         text = base64.b64decode(manifest["b64"]).decode("utf-8", "replace")
         processes = facts.get("apiserver") or []
-        loaded = state.enabled and policy_loaded(text, processes, facts.get("policy"), policy_sha256)
-        reasons = manifest_reasons(text, state, where, loaded)
-        notes = running_notes(text, processes, where)
+        try:
+            pod = planner.parse_manifest(text, where)  # once: the pure-Python YAML parse is the cost here
+        except planner.ManifestError as exc:
+            reasons = [f"{exc} (pulumi up will refuse this master)"]
+        else:
+            flags = _manifest_flags(pod)
+            reasons = _pod_reasons(pod, state, where, lambda: state.enabled and policy_loaded(
+                flags, processes, facts.get("policy"), policy_sha256))
+            notes = _running_notes(flags, processes, where)
     else:
         reasons = [f"{manifest.get('path')} cannot be read: {manifest.get('error')}"]
     policy_reasons: list[str] = []
