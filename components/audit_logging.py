@@ -12,13 +12,13 @@ from components.drift.facts import FactReader, read_all
 from components.drift.observe import observe
 from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
 from components.insight_agent_plan import ReleasePlan
-from components.kubeadm.kubeclient import KubeAccess, KubeError, load_kubeconfig
 from components.kubeadm.persistence import (
     KubeadmObservation,
     KubeadmPersistence,
     KubeadmPersistenceArgs,
     observe_kubeadm,
 )
+from components.kubeapi import KubeAccess, KubeApiError, load_kubeconfig
 from components.node_program import NodeProgram, NodeProgramArgs, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.preflight import ClusterPreflight, ClusterPreflightArgs
@@ -118,7 +118,7 @@ class AuditLogging(pulumi.ComponentResource):
             return "kubeadm.persist is off: kubeadm-config is left alone"
         try:
             access: KubeAccess | None = load_kubeconfig(settings.kubeconfig, settings.kube_context)
-        except (KubeError, OSError, ValueError) as exc:
+        except (KubeApiError, OSError, ValueError) as exc:
             pulumi.log.warn(f"kubeadm-config: cannot use the kubeconfig ({exc}); not recorded", self)
             return f"kubeadm-config not recorded: {exc}"
         observation = observer(access) if access else KubeadmObservation(None, error="no kubeconfig")

@@ -2,7 +2,9 @@
 
 Pure: no I/O. The manifest part is defined by the planner itself: a manifest drifts exactly when
 `plan(manifest, desired)` would change it, so every reason shown is one `pulumi up` repairs and a
-repaired master shows none. The reasons only name what differs; the planner decides the fix.
+repaired master shows none. The reasons only name what differs; the planner decides the fix. One
+exception: a missing policy-hash annotation is not drift when the node's facts prove what it
+stands for (`policy_loaded`; docs/drift.md).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import posixpath
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from components.manifest import planner
@@ -77,14 +80,27 @@ def _object_reasons(kind: str, have: Any, want: Any, names: set[str], where: str
     return reasons
 
 
-def manifest_reasons(text: str, state: AuditState, where: str) -> list[str]:
-    """Why `plan` would change this manifest; [] when it is converged."""
+def manifest_reasons(text: str, state: AuditState, where: str, policy_loaded: bool = False) -> list[str]:
+    """Why `plan` would change this manifest; [] when it is converged.
+
+    `policy_loaded`: the node's facts prove the running apiserver, started from this manifest, read
+    the stack's policy (see `policy_loaded`). Then a manifest that lacks only the policy-hash
+    annotation is not drift: the annotation exists to restart the apiserver when the policy
+    changes, and kubeadm, which regenerates the manifest, has no field to keep it.
+    """
     try:
         pod = planner.parse_manifest(text, where)
     except planner.ManifestError as exc:
         return [f"{exc} (pulumi up will refuse this master)"]
+    return _pod_reasons(pod, state, where, lambda: policy_loaded)
+
+
+def _pod_reasons(pod: planner.Pod, state: AuditState, where: str, proven: Callable[[], bool]) -> list[str]:
+    """`proven` is asked only for a manifest that lacks nothing but the annotation."""
     want = planner.plan(pod, state)
     if want == pod:
+        return []
+    if planner.plan(pod, replace(state, policy_hash=None)) == pod and proven():
         return []
     reasons = _flag_reasons(planner.audit_flags(pod), planner.audit_flags(want), where)
     have_c, want_c = planner.apiserver_container(pod), planner.apiserver_container(want)
@@ -112,17 +128,24 @@ def _all_flags(tokens: list[Any]) -> set[str]:
     return {t for t in tokens if isinstance(t, str) and t.startswith("--")}
 
 
+def _manifest_flags(pod: planner.Pod) -> set[str]:
+    container = planner.apiserver_container(pod)
+    return _all_flags(list(container.get("command") or []) + list(container.get("args") or []))
+
+
 def running_notes(text: str, processes: list[dict[str, Any]], where: str) -> list[str]:
     """How the running apiserver differs from the manifest on disk (the kubelet has not caught up)."""
     try:
         pod = planner.parse_manifest(text, where)
     except planner.ManifestError:
         return []
+    return _running_notes(_manifest_flags(pod), processes, where)
+
+
+def _running_notes(on_disk: set[str], processes: list[dict[str, Any]], where: str) -> list[str]:
     if not processes:
         return [f"no kube-apiserver process runs in this host's network namespace; its flags cannot be "
                 f"compared with {where}"]
-    container = planner.apiserver_container(pod)
-    on_disk = _all_flags(list(container.get("command") or []) + list(container.get("args") or []))
     notes = []
     for proc in processes:
         running = _all_flags(proc.get("argv") or [])
@@ -135,6 +158,28 @@ def running_notes(text: str, processes: list[dict[str, Any]], where: str) -> lis
     return notes
 
 
+def policy_loaded(on_disk: set[str], processes: list[dict[str, Any]], policy: dict[str, Any] | None,
+                  policy_sha256: str | None) -> bool:
+    """Do the facts prove that the running apiserver was started from this manifest with this policy?
+
+    The apiserver reads its policy once, at start. So: the file on disk is the stack's policy, and
+    every kube-apiserver process of this host has the manifest's flags (it runs this file, not an
+    older one) and started after the file last changed. Any fact missing proves nothing.
+    """
+    if not (policy_sha256 and policy and policy.get("sha256") == policy_sha256 and processes):
+        return False
+    changed = policy.get("ctime")
+    if not isinstance(changed, (int, float)) or isinstance(changed, bool):
+        return False
+    for proc in processes:
+        started = proc.get("started")
+        if not isinstance(started, (int, float)) or isinstance(started, bool) or started <= changed:
+            return False
+        if _all_flags(proc.get("argv") or []) != on_disk:
+            return False
+    return True
+
+
 def compare(master: str, state: AuditState, facts: dict[str, Any], policy_sha256: str | None) -> Drift:
     """All of one master's drift; every reason starts with the master's name."""
     manifest = facts.get("manifest") or {}
@@ -143,8 +188,16 @@ def compare(master: str, state: AuditState, facts: dict[str, Any], policy_sha256
     notes: list[str] = []
     if "b64" in manifest:
         text = base64.b64decode(manifest["b64"]).decode("utf-8", "replace")
-        reasons = manifest_reasons(text, state, where)
-        notes = running_notes(text, facts.get("apiserver") or [], where)
+        processes = facts.get("apiserver") or []
+        try:
+            pod = planner.parse_manifest(text, where)  # once: the pure-Python YAML parse is the cost here
+        except planner.ManifestError as exc:
+            reasons = [f"{exc} (pulumi up will refuse this master)"]
+        else:
+            flags = _manifest_flags(pod)
+            reasons = _pod_reasons(pod, state, where, lambda: state.enabled and policy_loaded(
+                flags, processes, facts.get("policy"), policy_sha256))
+            notes = _running_notes(flags, processes, where)
     else:
         reasons = [f"{manifest.get('path')} cannot be read: {manifest.get('error')}"]
     policy_reasons: list[str] = []

@@ -36,17 +36,47 @@ def manifest_fact(path: str) -> dict[str, str]:
     return {"path": path, "b64": base64.b64encode(data).decode("ascii")}
 
 
-def policy_fact(path: str) -> dict[str, str]:
+def policy_fact(path: str) -> dict[str, object]:
     data, error = _read(path)
     if data is None:
         return {"path": path, "error": str(error)}
-    return {"path": path, "sha256": hashlib.sha256(data).hexdigest()}
+    try:
+        # ctime, not mtime: any write or rename-into-place sets it, and no tool can set it back.
+        changed: object = os.stat(path).st_ctime
+    except OSError:
+        changed = None
+    return {"path": path, "sha256": hashlib.sha256(data).hexdigest(), "ctime": changed}
 
 
 def _netns(pid: str) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/net")
     except OSError:
+        return None
+
+
+def _boot_time() -> int | None:
+    data, _ = _read("/proc/stat")
+    for line in (data or b"").splitlines():
+        if line.startswith(b"btime "):
+            return int(line.split()[1])
+    return None
+
+
+def _started(pid: str, boot: int | None) -> float | None:
+    """When the process started, in seconds since the epoch; never later than the real start.
+
+    `btime` is whole seconds rounded down, so this errs early by under a second: a process judged to
+    have started after a file changed really did.
+    """
+    data, _ = _read(f"/proc/{pid}/stat")
+    if data is None or boot is None:
+        return None
+    try:
+        # Fields after the command name (which may hold spaces and parentheses); starttime is field 22.
+        ticks = int(data[data.rindex(b")") + 2:].split()[19])
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (ValueError, IndexError, OSError):
         return None
 
 
@@ -57,6 +87,7 @@ def apiserver_processes() -> list[dict[str, object]]:
     nested containers, the lab): only this host's apiserver is ours to compare.
     """
     mine = _netns("self")
+    boot = _boot_time()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -67,7 +98,7 @@ def apiserver_processes() -> list[dict[str, object]]:
         argv = [a.decode("utf-8", "replace") for a in data.rstrip(b"\0").split(b"\0")]
         if os.path.basename(argv[0]) != "kube-apiserver" or _netns(entry) != mine:
             continue
-        found.append({"pid": int(entry), "argv": argv})
+        found.append({"pid": int(entry), "argv": argv, "started": _started(entry, boot)})
     return sorted(found, key=lambda p: str(p["pid"]).zfill(12))
 
 

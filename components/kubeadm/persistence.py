@@ -19,7 +19,7 @@ import pulumi.dynamic as dynamic
 
 from components.drift.props import drift_props, pending, with_hidden
 from components.kubeadm.clusterconfig import ClusterConfigError, audit_view, edit
-from components.kubeadm.kubeclient import Client, KubeAccess, KubeError
+from components.kubeapi import KubeAccess, KubeApi, KubeApiError
 from components.manifest.desired import AuditState
 
 CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
@@ -41,8 +41,8 @@ class KubeadmObservation:
 
 def observe_kubeadm(access: KubeAccess) -> KubeadmObservation:
     try:
-        cm = Client(access, timeout=10).get(CONFIGMAP)
-    except KubeError as exc:
+        cm = KubeApi(access, timeout=10).get_or_none(CONFIGMAP)
+    except KubeApiError as exc:
         return KubeadmObservation(None, error=str(exc))
     if cm is None:
         return KubeadmObservation(False)
@@ -71,9 +71,9 @@ def drift_reasons(current: dict[str, Any], desired: dict[str, Any]) -> list[str]
 
 
 def _apply(access: KubeAccess, state: AuditState) -> dict[str, Any]:
-    client = Client(access)
+    client = KubeApi(access)
     for _attempt in range(3):
-        cm = client.get(CONFIGMAP)
+        cm = client.get_or_none(CONFIGMAP)
         if cm is None:
             return {"recorded": False, "note": NOT_KUBEADM, "apiServerAudit": None}
         text = (cm.get("data") or {}).get(DATA_KEY)
@@ -85,7 +85,7 @@ def _apply(access: KubeAccess, state: AuditState) -> dict[str, Any]:
         cm["data"][DATA_KEY] = new
         try:
             client.put(CONFIGMAP, cm)  # carries metadata.resourceVersion: a concurrent edit is a 409
-        except KubeError as exc:
+        except KubeApiError as exc:
             if exc.status == 409:
                 continue
             raise

@@ -197,6 +197,21 @@ def _audit_positions(tokens: list[Any], where: str) -> set[int]:
     return found
 
 
+def _audit_tokens(container: dict[str, Any]) -> list[Any] | None:
+    """Every audit token after the executable, sorted; None when one is not a one-token `--flag=value`."""
+    found: list[Any] = []
+    for key, first in (("command", 1), ("args", 0)):
+        tokens = container.get(key)
+        if not isinstance(tokens, list):
+            continue
+        for i in sorted(_audit_positions(tokens, key)):
+            token = tokens[i]
+            if i < first or not (isinstance(token, str) and token.startswith(AUDIT_FLAG_PREFIX) and "=" in token):
+                return None
+            found.append(token)
+    return sorted(found)
+
+
 def _is_flag(token: Any) -> bool:
     return isinstance(token, str) and token.startswith("--")
 
@@ -213,6 +228,10 @@ def _insert_at(tokens: list[Any], first: int) -> int:
 
 
 def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
+    if state.enabled and _audit_tokens(container) == sorted(state.flags()):
+        # Already exactly ours, wherever they sit: kubeadm v1beta4 appends extraArgs after its own
+        # flags, and moving them would restart a freshly regenerated apiserver for nothing.
+        return
     for key in ("command", "args"):
         tokens = container.get(key)
         if isinstance(tokens, list):

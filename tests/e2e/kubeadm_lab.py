@@ -77,6 +77,23 @@ def remove(e2e: E2E) -> None:
             raise
 
 
+def as_v1beta4(cluster_config: str) -> str:
+    """A v1beta3 ClusterConfiguration as kubeadm's own conversion gives it in v1beta4.
+
+    extraArgs maps become `{name, value}` lists sorted by name, and the control-plane timeout, which
+    v1beta4 moved to InitConfiguration.timeouts, is dropped (regeneration does not use it).
+    """
+    doc = yaml.safe_load(cluster_config)
+    assert doc["apiVersion"] == "kubeadm.k8s.io/v1beta3", doc["apiVersion"]
+    doc["apiVersion"] = "kubeadm.k8s.io/v1beta4"
+    for part in ("apiServer", "controllerManager", "scheduler"):
+        component = doc.get(part) or {}
+        component.pop("timeoutForControlPlane", None)
+        if isinstance(component.get("extraArgs"), dict):
+            component["extraArgs"] = [{"name": k, "value": v} for k, v in sorted(component["extraArgs"].items())]
+    return yaml.safe_dump(doc, sort_keys=True)
+
+
 def regenerate(e2e: E2E, h: Host, cluster_config: str) -> subprocess.CompletedProcess[str]:
     """`kubeadm init phase control-plane apiserver --config` on host `h`, from the stored configuration."""
     kubeadm = find_binary("kubeadm")

@@ -15,8 +15,11 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from components.manifest.desired import HASH_ANNOTATION
+
 from .harness import E2E
 from .kubeadm_lab import (
+    as_v1beta4,
     cluster_configuration,
     have_kubeadm,
     regenerate,
@@ -26,7 +29,7 @@ from .kubeadm_lab import (
     store,
     stored,
 )
-from .stacks import Stack, reasons, starts, wait_running
+from .stacks import Stack, drift_blocks, reasons, starts, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -98,23 +101,42 @@ class TestKubeadmPersistence:
         assert outputs["kubeadm"] == "audit flags and mounts recorded in kube-system/kubeadm-config"
         stack.run("preview", "--expect-no-changes")
 
-    def test_regenerated_master_keeps_auditing(self, e2e: E2E, stack: Stack):
+    def test_regenerated_master_keeps_auditing_and_shows_no_drift(self, e2e: E2E, stack: Stack):
         m1 = e2e.hosts[0]
         assert regenerate_master_1(e2e), "kubeadm wrote a new manifest"
         cmdline = e2e.running_cmdline(m1)
         assert any(a.startswith("--audit-policy-file=") for a in cmdline), cmdline
         assert audits(e2e), "the regenerated apiserver writes audit events"
+        # kubeadm has no field for the policy-hash annotation, so the manifest lacks it; the reader's
+        # facts (the stack's policy on disk, written before this apiserver started from this manifest)
+        # show the running apiserver loaded the stack's policy: no drift (README "kubeadm").
+        assert HASH_ANNOTATION not in (e2e.manifest(m1)["metadata"].get("annotations") or {})
+        r, _ = stack.timed_preview("--expect-no-changes")
+        assert reasons(r.stdout) == [], r.stdout
+        e2e.m["kubeadm_regenerated_preview"] = r.stdout[-2500:]
+        r = stack.run("preview", "--diff", "--refresh", "--expect-no-changes")
+        assert reasons(r.stdout) == [], r.stdout
+        before = starts(e2e)
+        r = stack.run("up", "--yes", "--skip-preview")
+        assert starts(e2e) == before, "up restarted an apiserver"
+        assert HASH_ANNOTATION not in (e2e.manifest(m1)["metadata"].get("annotations") or {}), "up changed nothing"
+        stack.run("preview", "--expect-no-changes")
+
+    def test_policy_written_after_the_regenerated_apiserver_started_is_drift(self, e2e: E2E, stack: Stack):
+        # The same bytes written again: the file is the stack's policy, but the running apiserver read
+        # it before that write, so nothing proves which policy it loaded; `up` restarts it (annotation).
+        m1, m2, m3 = e2e.hosts[:3]
+        policy = e2e.policy_on_host(m1)
+        policy.write_bytes(policy.read_bytes())
         r, _ = stack.timed_preview()
-        found = reasons(r.stdout)
-        e2e.m["kubeadm_regenerated_preview_reasons"] = found
-        # kubeadm carries flags and mounts; it has no field for a pod annotation, so the policy-hash
-        # annotation is the one thing a regenerated manifest lacks (see README "kubeadm").
-        flags_or_mounts = [x for x in found if "--audit-" in x or "volume" in x]
-        assert flags_or_mounts == [], found
+        assert reasons(r.stdout) == [f"{m1.name}: annotation {HASH_ANNOTATION} missing from kube-apiserver.yaml"], \
+            r.stdout
+        e2e.m["kubeadm_policy_rewritten_preview"] = drift_blocks(r.stdout)
         before = starts(e2e)
         stack.run("up", "--yes", "--skip-preview")
         after = starts(e2e)
-        assert all(after[h.name] == before[h.name] for h in e2e.hosts[1:]), (before, after)
+        assert {n: after[n] - before[n] for n in after} == {m1.name: 1, m2.name: 0, m3.name: 0}, (before, after)
+        assert e2e.manifest(m1)["metadata"]["annotations"][HASH_ANNOTATION]
         stack.run("preview", "--expect-no-changes")
 
     def test_disable_removes_what_was_added_and_regeneration_has_no_audit(self, e2e: E2E, stack: Stack):
@@ -147,13 +169,24 @@ class TestKubeadmPersistence:
         e2e.m["kubeadm_v1beta3_regenerate"] = {"rc": r.returncode, "out": (r.stdout + r.stderr)[-800:]}
         if r.returncode == 0:
             wait_running(e2e, m1, before + 1)
-            assert any(a.startswith("--audit-policy-file=") for a in e2e.running_cmdline(m1))
-            assert audits(e2e)
         else:
             # kubeadm 1.37 no longer reads v1beta3 (a v1beta3 kubeadm-config belongs to a <= 1.36 cluster,
             # whose kubeadm regenerates from it); it must refuse for that reason and nothing else.
             assert "old API spec" in r.stdout + r.stderr, r.stdout + r.stderr
             assert e2e.status(m1)["starts"] == before, "a refused regeneration touched nothing"
+            # As far as this kubeadm can show it: the same configuration converted to v1beta4 the way
+            # kubeadm converts it (the map becomes {name, value} items), so the pod carries exactly
+            # the args and volumes recorded in the v1beta3 map.
+            r = regenerate(e2e, m1, as_v1beta4(text))
+            assert r.returncode == 0, r.stdout + r.stderr
+            wait_running(e2e, m1, before + 1)
+        assert any(a.startswith("--audit-policy-file=") for a in e2e.running_cmdline(m1))
+        assert audits(e2e)
+        r, _ = stack.timed_preview("--expect-no-changes")
+        assert reasons(r.stdout) == [], r.stdout
+        mid = starts(e2e)
+        stack.run("up", "--yes", "--skip-preview")
+        assert starts(e2e) == mid, "up restarted an apiserver"
         stack.run("config", "set", "kube-audit:enabled", "false")
         stack.run("up", "--yes", "--skip-preview")
         assert stored(e2e) == original

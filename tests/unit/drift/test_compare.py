@@ -191,3 +191,153 @@ def test_kubeadm_sorted_volumes_are_converged_and_only_the_annotation_is_missing
     del pod["metadata"]["annotations"]["kube-audit.io/policy-hash"]
     assert manifest_reasons(planner.render(pod), ON, WHERE) == [
         "annotation kube-audit.io/policy-hash missing from kube-apiserver.yaml"]
+
+
+# --- a manifest kubeadm regenerated: no annotation, but the facts prove the policy was loaded ------------
+
+ANN = "kube-audit.io/policy-hash"
+WRITTEN, STARTED = 1_700_000_000.0, 1_700_000_060.0  # policy file last changed; apiserver started a minute later
+
+
+def regenerated() -> planner.Pod:
+    """What kubeadm writes from a kubeadm-config holding our flags and mounts: all of it but the annotation."""
+    pod = converged()
+    c = planner.apiserver_container(pod)
+    c["volumeMounts"] = sorted(c["volumeMounts"], key=lambda m: m["name"])
+    pod["spec"]["volumes"] = sorted(pod["spec"]["volumes"], key=lambda v: v["name"])
+    del pod["metadata"]["annotations"][ANN]
+    return pod
+
+
+def loaded_facts(pod: planner.Pod) -> dict[str, Any]:
+    f = facts(pod, sha256_text(POLICY))
+    f["policy"]["ctime"] = WRITTEN
+    f["apiserver"] = [{"pid": 42, "argv": argv_of(pod), "started": STARTED}]
+    return f
+
+
+def test_regenerated_manifest_whose_apiserver_loaded_the_stacks_policy_is_not_drift() -> None:
+    pod = regenerated()
+    d = compare("master-1", ON, loaded_facts(pod), sha256_text(POLICY))
+    assert (d.manifest, d.policy, d.notes) == ((), (), ())
+    # The same manifest with no proof (what the program saw before it read start times) is drift.
+    assert compare("master-1", ON, facts(pod, sha256_text(POLICY)), sha256_text(POLICY)).manifest == (
+        f"master-1: annotation {ANN} missing from kube-apiserver.yaml",)
+
+
+def _policy_edited_after_start(f: dict[str, Any]) -> None:
+    f["policy"]["ctime"] = STARTED + 5
+
+
+def _policy_written_as_it_started(f: dict[str, Any]) -> None:
+    f["policy"]["ctime"] = STARTED
+
+
+def _no_policy_time(f: dict[str, Any]) -> None:
+    del f["policy"]["ctime"]
+
+
+def _no_start_time(f: dict[str, Any]) -> None:
+    f["apiserver"][0]["started"] = None
+
+
+def _no_process(f: dict[str, Any]) -> None:
+    f["apiserver"] = []
+
+
+def _stale_process_from_another_manifest(f: dict[str, Any]) -> None:
+    # Started after the policy was written, but from a manifest without our flags: it audits nothing.
+    f["apiserver"][0]["argv"] = argv_of(fixture())
+
+
+def _a_second_process_started_before_the_policy(f: dict[str, Any]) -> None:
+    f["apiserver"].append({"pid": 43, "argv": f["apiserver"][0]["argv"], "started": WRITTEN - 1})
+
+
+@pytest.mark.parametrize("spoil", [_policy_edited_after_start, _policy_written_as_it_started, _no_policy_time,
+                                   _no_start_time, _no_process, _stale_process_from_another_manifest,
+                                   _a_second_process_started_before_the_policy])
+def test_a_missing_annotation_is_drift_unless_every_fact_proves_the_policy_was_loaded(spoil: Any) -> None:
+    pod = regenerated()
+    good = loaded_facts(pod)
+    assert compare("m", ON, good, sha256_text(POLICY)).manifest == ()  # the control: these facts are proof
+    spoiled = copy.deepcopy(good)
+    spoil(spoiled)
+    assert compare("m", ON, spoiled, sha256_text(POLICY)).manifest == (f"m: annotation {ANN} missing from "
+                                                                       "kube-apiserver.yaml",)
+
+
+def test_a_policy_file_that_is_not_the_stacks_proves_nothing() -> None:
+    pod = regenerated()
+    f = loaded_facts(pod)
+    assert compare("m", ON, f, sha256_text(POLICY)).manifest == ()
+    f["policy"]["sha256"] = sha256_text(POLICY + "# edited\n")
+    d = compare("m", ON, f, sha256_text(POLICY))
+    assert d.manifest == (f"m: annotation {ANN} missing from kube-apiserver.yaml",) and len(d.policy) == 1
+
+
+def test_a_present_but_different_annotation_stays_drift_whatever_the_facts() -> None:
+    pod = regenerated()
+    assert compare("m", ON, loaded_facts(pod), sha256_text(POLICY)).manifest == ()
+    pod["metadata"]["annotations"][ANN] = "c" * 64
+    (reason,) = compare("m", ON, loaded_facts(pod), sha256_text(POLICY)).manifest
+    assert reason.startswith(f"m: annotation {ANN} in kube-apiserver.yaml is stale (cccccccccccc…")
+
+
+def test_other_drift_beside_a_missing_annotation_is_still_named() -> None:
+    pod = drop_flag(regenerated(), "--audit-log-maxage")
+    assert compare("m", ON, loaded_facts(regenerated()), sha256_text(POLICY)).manifest == ()
+    assert compare("m", ON, loaded_facts(pod), sha256_text(POLICY)).manifest == (
+        "m: --audit-log-maxage missing from kube-apiserver.yaml", f"m: annotation {ANN} missing from "
+        "kube-apiserver.yaml")
+
+
+def _without_annotation(pod: planner.Pod) -> planner.Pod:
+    pod = copy.deepcopy(pod)
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    annotations.pop(ANN, None)
+    if "metadata" in pod and not annotations:
+        pod["metadata"].pop("annotations", None)
+    return pod
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=manifests, current=states, wanted=states, drop=st.booleans())
+def test_with_the_policy_proven_loaded_only_the_missing_annotation_is_forgiven(
+        name: str, current: AuditState, wanted: AuditState, drop: bool) -> None:
+    pod = planner.plan(fixture(name), current)
+    if drop:
+        pod = _without_annotation(pod)
+    reasons = manifest_reasons(planner.render(pod), wanted, WHERE, policy_loaded=True)
+    repaired = planner.plan(pod, wanted)
+    if reasons:
+        assert repaired != pod
+    else:
+        # Converged, or nothing but the annotation differs, and only by being absent from the node.
+        assert repaired == pod or _without_annotation(repaired) == pod
+
+
+REAL_KUBEADM = FIXTURES.parent / "kubeadm/apiserver-regenerated-v1.37.yaml"
+
+
+def test_the_real_kubeadm_output_lacks_only_the_annotation_and_is_not_drift_with_the_proof() -> None:
+    # kubeadm appends extraArgs after its own flags; the planner leaves flags that are exactly ours
+    # where they are, so the real regenerated manifest differs only by the annotation.
+    pod = planner.parse_manifest(REAL_KUBEADM.read_text(), REAL_KUBEADM.name)
+    assert planner.audit_flags(pod) == ON.flags() and planner.apiserver_container(pod)["command"][-1] == \
+        "--audit-policy-file=/etc/kubernetes/audit-policy/apiserver-audit-policy.yaml"
+    repaired = planner.plan(pod, ON)
+    assert _without_annotation(repaired) == pod and repaired["metadata"]["annotations"][ANN] == ON.policy_hash
+    assert manifest_reasons(planner.render(pod), ON, WHERE) == [f"annotation {ANN} missing from kube-apiserver.yaml"]
+    assert compare("master-1", ON, loaded_facts(pod), sha256_text(POLICY)).manifest == ()
+
+
+def test_flags_moved_but_exactly_ours_stay_put_and_anything_else_is_reordered() -> None:
+    pod = converged()
+    c = planner.apiserver_container(pod)
+    audit = [t for t in c["command"] if str(t).startswith("--audit-")]
+    c["command"] = [t for t in c["command"] if t not in audit] + list(reversed(audit))
+    assert planner.plan(pod, ON) == pod
+    c["command"][-1] = c["command"][-1] + "x"  # one of them differs: all are rewritten in kubeadm's order
+    replanned = planner.apiserver_container(planner.plan(pod, ON))["command"]
+    assert [t for t in replanned if str(t).startswith("--audit-")] == ON.flags()

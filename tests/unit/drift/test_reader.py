@@ -40,7 +40,8 @@ def test_reads_manifest_bytes_and_policy_hash(tmp_path: Path) -> None:
     before = sorted(os.listdir(tmp_path))
     facts = run_reader(FactRequest(str(manifest), str(policy)))
     assert base64.b64decode(facts["manifest"]["b64"]) == manifest.read_bytes()
-    assert facts["policy"] == {"path": str(policy), "sha256": hashlib.sha256(b"rules: []\n").hexdigest()}
+    assert facts["policy"] == {"path": str(policy), "sha256": hashlib.sha256(b"rules: []\n").hexdigest(),
+                               "ctime": os.stat(policy).st_ctime}
     assert sorted(os.listdir(tmp_path)) == before, "the reader writes nothing"
 
 
@@ -74,6 +75,26 @@ def test_finds_the_running_apiserver_in_this_network_namespace(tmp_path: Path,
     mine = [p for p in facts["apiserver"] if p["pid"] == fake_apiserver.pid]
     assert len(mine) == 1 and mine[0]["argv"][0].endswith("/kube-apiserver")
     assert mine[0]["argv"][-2:] == ["--audit-policy-file=/p", "--secure-port=6443"]
+
+
+def test_start_time_is_never_later_than_the_real_start(tmp_path: Path) -> None:
+    # A file changed just before the process started must not look newer than the process, and one
+    # changed after it must: the rule that forgives a regenerated manifest's missing annotation.
+    before = tmp_path / "before"
+    before.write_text("x")
+    time.sleep(1.1)  # the boot time the reader adds is whole seconds
+    proc = subprocess.Popen(apiserver_lookalike(tmp_path))
+    try:
+        time.sleep(0.3)
+        after = tmp_path / "after"
+        after.write_text("y")
+        facts = run_reader(FactRequest(str(tmp_path / "m.yaml"), str(after)))
+        (mine,) = [p for p in facts["apiserver"] if p["pid"] == proc.pid]
+        assert os.stat(before).st_ctime < mine["started"] < facts["policy"]["ctime"]
+        assert mine["started"] <= time.time()
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare -n")

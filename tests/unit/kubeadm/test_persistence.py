@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from components.kubeadm.kubeclient import KubeAccess, load_kubeconfig
 from components.kubeadm.persistence import (
     CONFIGMAP,
     NOT_KUBEADM,
@@ -21,6 +20,7 @@ from components.kubeadm.persistence import (
     drift_reasons,
     observe_kubeadm,
 )
+from components.kubeapi import KubeAccess, KubeApiError, load_kubeconfig
 from components.manifest.desired import AuditState
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures/kubeadm"
@@ -142,9 +142,7 @@ def test_kubeconfig_file_with_cert_files_relative_to_it(tmp_path: Path) -> None:
 
 
 def test_missing_or_broken_kubeconfig_is_a_kube_error(tmp_path: Path) -> None:
-    from components.kubeadm.kubeclient import KubeError
-
-    with pytest.raises(KubeError, match="no kubeconfig at"):
+    with pytest.raises(KubeApiError, match="no kubeconfig at"):
         load_kubeconfig(str(tmp_path / "nope"), None)
-    with pytest.raises(KubeError, match="no context 'b'"):
+    with pytest.raises(KubeApiError, match="no context named 'b'"):
         load_kubeconfig("apiVersion: v1\nkind: Config\ncurrent-context: a\n", "b")

@@ -6,8 +6,8 @@ from typing import Any
 
 import pulumi
 
-from components.kubeadm.kubeclient import KubeAccess
 from components.kubeadm.persistence import NOT_KUBEADM, KubeadmObservation
+from components.kubeapi import KubeAccess
 
 from .test_program_mocks import build
 
