@@ -4,9 +4,15 @@ The toolchain builds no kube-controller-manager. Without it a DaemonSet's status
 so anything that awaits a DaemonSet rollout (Helm --wait, the Kubernetes provider's await on a
 DaemonSet or DaemonSetPatch) waits forever. The lab has no kubelet-registered nodes, so the real
 DaemonSet controller would schedule nothing and write exactly this: observedGeneration =
-generation and every count 0. That is all this does (watching DaemonSets on any ready master,
+generation and every count 0. That is all this does (listing DaemonSets on any ready master,
 failing over while masters restart). It runs on the machine, outside the hosts, as
 `kalab-controllers` (a client certificate in system:masters), which is how it appears in audit logs.
+
+It lists once a second rather than holding a watch. An open watch is a long-lived request: the
+apiserver it is on drains it for the whole termination grace period (30 s, kubeadm's default) at
+every restart, so each lab restart cost ~35 s instead of 2-9 s. That drain is real and is proven
+where it is the subject (tests/e2e/harness.py `LongWatches`, held open during the lifecycle's
+rollout); a stand-in for a controller has no business adding it to every other test.
 
     python3 lab/controllers.py --server https://10.77.0.11:6443 --server ... --ca CA --cert C --key K
 """
@@ -70,26 +76,16 @@ def reconcile(api: Api, ds: dict) -> None:
             raise
 
 
-def run(api: Api) -> None:
+def run(api: Api, interval: float) -> None:
     while True:
         try:
-            listing = api.json("GET", "/apis/apps/v1/daemonsets")
-            for ds in listing.get("items") or []:
+            for ds in api.json("GET", "/apis/apps/v1/daemonsets").get("items") or []:
                 ds.setdefault("apiVersion", "apps/v1")
                 ds.setdefault("kind", "DaemonSet")
                 reconcile(api, ds)
-            rv = listing["metadata"]["resourceVersion"]
-            with api.open("GET", f"/apis/apps/v1/daemonsets?watch=1&resourceVersion={rv}"
-                                 "&allowWatchBookmarks=false&timeoutSeconds=300", timeout=330) as stream:
-                for line in stream:
-                    ev = json.loads(line)
-                    if ev.get("type") in ("ADDED", "MODIFIED"):
-                        reconcile(api, ev["object"])
-                    elif ev.get("type") == "ERROR":
-                        break
         except (OSError, ValueError, urllib.error.HTTPError) as exc:
-            print(f"re-listing after: {exc}", flush=True)
-            time.sleep(1)
+            print(f"listing failed: {exc}", flush=True)
+        time.sleep(interval)
 
 
 def main() -> None:
@@ -98,9 +94,10 @@ def main() -> None:
     p.add_argument("--ca", required=True)
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between two listings")
     a = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    run(Api(a.server, a.ca, a.cert, a.key))
+    run(Api(a.server, a.ca, a.cert, a.key), a.interval)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class Client:
     key: str
     timeout: float = 10.0
 
-    def _ctx(self) -> ssl.SSLContext:
+    def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.ca)
         ctx.load_cert_chain(self.cert, self.key)
         return ctx
@@ -42,7 +42,7 @@ class Client:
             req.add_header("Content-Type", content_type)
         req.add_header("Accept", "application/json")
         try:
-            with urllib.request.urlopen(req, context=self._ctx(), timeout=timeout or self.timeout) as r:
+            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout or self.timeout) as r:
                 raw = r.read().decode()
         except urllib.error.HTTPError as exc:
             raise ApiError(exc.code, exc.read().decode(errors="replace"), url) from None

@@ -92,7 +92,11 @@ def e2e() -> Iterator[E2E]:
 
 # -- stop a lifecycle class at its first failure ------------------------------------------------
 
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    # Fixtures that restore the lab after a failed test read `item.rep_call`.
+    outcome = yield
+    setattr(item, f"rep_{call.when}", outcome.get_result())
     if call.excinfo is not None and getattr(item.cls, "incremental", False) and call.when == "call":
         item.cls._failed_step = item.name
 

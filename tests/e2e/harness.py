@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import http.client
 import itertools
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -163,6 +165,73 @@ class ReadyPoller:
                 "seconds": round(time.monotonic() - self.t0, 1), "not_ready_spans_s": down, "max_gap_s": gaps}
 
 
+@dataclass
+class LongWatches:
+    """A long-lived watch held open on every master, re-opened as soon as that master answers again.
+
+    A real control plane always has such clients (controllers, kubelets, operators), and an apiserver
+    that gets SIGTERM drains them for up to the pod's termination grace period (30 s in kubeadm's
+    manifests) before it exits: the slowest part of a planned restart. The lab has no such client of
+    its own (its DaemonSet stand-in lists), so the rollout whose availability is the subject holds
+    these, and `stop()` tells for each master how often a watch was cut by the server (a restart
+    that happened with a watch open) and how long it had been open.
+    """
+
+    clients: dict[str, Client]
+    path: str = "/api/v1/namespaces?watch=1&timeoutSeconds=3600"
+    cuts: dict[str, list[float]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _socks: dict[str, socket.socket] = field(default_factory=dict)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> LongWatches:
+        for name, client in self.clients.items():
+            self.cuts[name] = []
+            t = threading.Thread(target=self._run, args=(name, client), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def wait_open(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while set(self._socks) != set(self.clients):
+            assert time.monotonic() < deadline, f"watches not open on {set(self.clients) - set(self._socks)}"
+            time.sleep(0.1)
+
+    def _run(self, name: str, client: Client) -> None:
+        host, port = client.server.removeprefix("https://").rsplit(":", 1)
+        while not self._stop.is_set():
+            conn = http.client.HTTPSConnection(host, int(port), context=client.ssl_context(), timeout=5)
+            try:
+                conn.request("GET", self.path, headers={"Accept": "application/json"})
+                resp = conn.getresponse()
+                if resp.status != 200:
+                    raise OSError(f"watch answered {resp.status}")
+                assert conn.sock is not None
+                conn.sock.settimeout(None)  # a watch is silent for minutes: only the server or stop() ends it
+                self._socks[name] = conn.sock
+                opened = time.monotonic()
+                while resp.read1(65536):
+                    pass
+                if not self._stop.is_set():
+                    self.cuts[name].append(round(time.monotonic() - opened, 1))
+            except (OSError, http.client.HTTPException):
+                pass  # restarting: try again until it answers
+            finally:
+                self._socks.pop(name, None)
+                conn.close()
+            self._stop.wait(0.2)
+
+    def stop(self) -> dict[str, list[float]]:
+        self._stop.set()
+        for sock in list(self._socks.values()):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for t in self._threads:
+            t.join(10)
+        return self.cuts
+
+
 # -- the harness ----------------------------------------------------------------------------------
 
 class E2E:
@@ -303,6 +372,11 @@ class E2E:
         self._pollers.append(p)
         time.sleep(0.5)
         return p
+
+    def long_watches(self) -> LongWatches:
+        w = LongWatches({h.name: self.client(h) for h in self.hosts}).start()
+        w.wait_open()
+        return w
 
     def stop_pollers(self) -> None:
         for p in self._pollers:

@@ -35,8 +35,8 @@ class Stack:
                                  f"{r.stderr[-4000:]}")
         return r
 
-    def create(self, config: dict[str, Any]) -> None:
-        """A fresh stack: the lab's masters and kubeconfig, the lab key as a secret, plus `config`."""
+    def create(self, config: dict[str, Any], kubeconfig: bool = True) -> None:
+        """A fresh stack: the lab's masters (and kubeconfig), the lab key as a secret, plus `config`."""
         env = self.e2e.env()
         pulumi = str(find_binary("pulumi"))
         subprocess.run([pulumi, "stack", "rm", self.name, "--yes", "--force", "--non-interactive"], cwd=REPO,
@@ -49,7 +49,7 @@ class Stack:
         lab_cfg = yaml.safe_load(self.e2e.lab.stack_config.read_text())["config"]
         doc["config"] = {
             "kube-audit:masters": lab_cfg["kube-audit:masters"],
-            "kubernetes:kubeconfig": lab_cfg["kubernetes:kubeconfig"],
+            **({"kubernetes:kubeconfig": lab_cfg["kubernetes:kubeconfig"]} if kubeconfig else {}),
             **config,
         }
         self.write(doc)

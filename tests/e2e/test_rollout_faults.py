@@ -16,16 +16,17 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lab import system
 from lab.config import REPO, Host
-from lab.stack import CONFIG_FILE_COMMANDS, NS, pulumi_cmd
+from lab.stack import NS
 
 from .harness import E2E
+from .stacks import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -59,49 +60,52 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class Faults:
+class Faults(Stack):
     """The `faults` stack and what the tests look at on every master."""
 
     def __init__(self, e2e: E2E) -> None:
-        self.e2e = e2e
+        super().__init__(e2e, STACK)
         self.lab = e2e.lab
-        self.config = self.lab.state / f"Pulumi.{STACK}.yaml"
         self.results: dict[str, dict] = e2e.m.setdefault("faults", {})
 
-    def pulumi(self, *args: str, check: bool = True, timeout: float = 1500, with_stack: bool = True,
-               stdin: str | None = None) -> subprocess.CompletedProcess:
-        cmd = [*pulumi_cmd(self.lab, *args, stack=False), *(["--stack", STACK] if with_stack else []),
-               "--non-interactive"]
-        if args[0] in CONFIG_FILE_COMMANDS:
-            cmd += ["--config-file", str(self.config)]
-        r = subprocess.run(cmd, cwd=REPO, env=self.e2e.env(), capture_output=True, text=True, timeout=timeout,
-                           check=False, input=stdin)
-        if check and r.returncode != 0:
-            raise AssertionError(f"`pulumi {' '.join(args)}` exited {r.returncode}:\n{r.stdout[-6000:]}\n"
-                                 f"{r.stderr[-4000:]}")
-        return r
+    def pulumi(self, *args: str, check: bool = True, timeout: float = 1500) -> subprocess.CompletedProcess:
+        return self.run(*args, check=check, timeout=timeout)
 
     def up(self, check: bool = True) -> subprocess.CompletedProcess:
-        return self.pulumi("up", "--yes", "--skip-preview", check=check)
+        return self.run("up", "--yes", "--skip-preview", check=check, timeout=1500)
 
-    def create(self) -> None:
-        self.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase", with_stack=False)
-        # `stack init` writes Pulumi.<stack>.yaml into the project: keep it in the lab's state dir.
-        (REPO / f"Pulumi.{STACK}.yaml").replace(self.config)
-        lab_config = yaml.safe_load(self.lab.stack_config.read_text())["config"]
-        config = {
-            f"{NS}:masters": lab_config[f"{NS}:masters"],
+    def create_faults_stack(self) -> None:
+        self.create({
             f"{NS}:enabled": "true",
             f"{NS}:policy": "dce-default",
             f"{NS}:insightAgent": {"enabled": False},
-            # The lab's apiserver takes ~31 s to go (SIGKILL after the grace period) and ~5 s to start.
+            # The lab's apiserver takes ~31 s to go when it drains a watch (SIGKILL after the grace
+            # period) and ~5 s to start.
             f"{NS}:rollout": {"restartTimeoutSeconds": 45, "readyTimeoutSeconds": 60,
                               "auditWriteTimeoutSeconds": 30},
-        }
-        doc = yaml.safe_load(self.config.read_text()) or {}
-        doc["config"] = {**(doc.get("config") or {}), **config}
-        self.config.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
-        self.pulumi("config", "set", "--secret", f"{NS}:sshPrivateKey", stdin=self.lab.ssh_key.read_text())
+        }, kubeconfig=False)
+
+    def up_injecting(self, h: Host, inject: Callable[[], None], restore: Callable[[], None] | None = None,
+                     poll: float = 0.2) -> subprocess.CompletedProcess:
+        """`up` on a thread; the moment `h`'s manifest changes, `inject()`; then wait for the `up`
+        (`restore()` runs after it, pass or fail)."""
+        before = _sha(h.manifest.read_bytes())
+        result: dict[str, subprocess.CompletedProcess] = {}
+        runner = threading.Thread(target=lambda: result.setdefault("up", self.up(check=False)))
+        runner.start()
+        try:
+            deadline = time.monotonic() + 600
+            while _sha(h.manifest.read_bytes()) == before:
+                assert runner.is_alive(), f"the up ended before {h.name} was changed: {result}"
+                assert time.monotonic() < deadline, f"{h.name} was never changed"
+                time.sleep(poll)
+            inject()
+            runner.join(1500)
+        finally:
+            if restore is not None:
+                restore()
+            runner.join(1500)
+        return result["up"]
 
     def set_log(self, **log: int) -> None:
         self.pulumi("config", "set", f"{NS}:log", json.dumps(log))
@@ -162,6 +166,14 @@ class Faults:
         pid = int(h.pid_file.read_text())
         system.run("nsenter", "-t", str(pid), "-m", "-u", "-n", "--", *cmd, check=check)
 
+    def wait_engine_connection_gone(self, h: Host, timeout: float = 180) -> None:
+        """Until no established TCP connection from this machine to `h`'s sshd is left."""
+        deadline = time.monotonic() + timeout
+        while system.run("ss", "-Htn", "state", "established", "dst", f"{h.ip}", "dport", "=", ":22",
+                         check=False).stdout.strip():
+            assert time.monotonic() < deadline, f"the connection to {h.name} outlived {timeout}s of silence"
+            time.sleep(0.5)
+
     def settle(self, h: Host, manifest_file: str, timeout: float = 240) -> None:
         """Wait until the kubelet stand-in runs the pod from `manifest_file` and it is ready."""
         deadline = time.monotonic() + timeout
@@ -176,7 +188,7 @@ class Faults:
 @pytest.fixture(scope="module")
 def faults(e2e: E2E):
     f = Faults(e2e)
-    f.create()
+    f.create_faults_stack()
     e2e.wait_all_ready()
     try:
         yield f
@@ -184,17 +196,34 @@ def faults(e2e: E2E):
         for h in e2e.hosts:
             f.link(h, True)
         r = f.pulumi("destroy", "--yes", "--skip-preview", check=False)
-        f.pulumi("stack", "rm", "--yes", "--force", check=False)
-        f.config.unlink(missing_ok=True)
+        f.remove()
         assert r.returncode == 0, f"destroy of the faults stack failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
         for h in e2e.hosts:
             assert e2e.audit_flags(h) == [], f"{h.name}: audit still on after destroy"
         e2e.wait_all_ready(timeout=240)
 
 
-class TestRolloutFaults:
-    incremental = True
+@pytest.fixture(autouse=True)
+def converged_after(request: pytest.FixtureRequest, faults: Faults) -> Iterator[None]:
+    """Each fault stands alone: one that failed half-way is cleaned up here (links up, the full
+    filesystem unmounted, planted files gone, drift read back on) and the stack converged again,
+    so the next fault starts from "audit on, every master serving", as a passing fault leaves it."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.failed:
+        return
+    e2e = faults.e2e
+    for h in e2e.hosts:
+        faults.link(h, True)
+        faults.in_host(h, "umount", "/var/log/kubernetes/audit", check=False)
+        (h.etc_kubernetes / "manifests/kube-apiserver.yaml.bak").unlink(missing_ok=True)
+    faults.pulumi("config", "set", "--path", f"{NS}:drift.read", "true")
+    e2e.wait_all_ready(timeout=400)
+    faults.up()
+    e2e.wait_all_ready(timeout=240)
 
+
+class TestRolloutFaults:
     def test_c_unreachable_master_in_preflight_changes_nothing_anywhere(self, faults: Faults):
         e2e, m2 = faults.e2e, faults.e2e.hosts[1]
         before, logs = faults.snapshot(), faults.logs()
@@ -330,23 +359,16 @@ class TestRolloutFaults:
         faults.set_log(maxAge=9)
         poller = e2e.poller()
         t0 = time.monotonic()
-        result: dict[str, subprocess.CompletedProcess] = {}
-        runner = threading.Thread(target=lambda: result.setdefault("up", faults.up(check=False)))
-        runner.start()
-        deadline = time.monotonic() + 300
-        while _sha(m1.manifest.read_bytes()) == before[m1.name]["manifest"]:
-            assert time.monotonic() < deadline and runner.is_alive(), "master 1 was never changed"
-            time.sleep(0.2)
-        faults.link(m2, False)
-        try:
-            runner.join(900)
-        finally:
-            faults.link(m2, True)
+        r = faults.up_injecting(m1, lambda: faults.link(m2, False), restore=lambda: faults.link(m2, True))
         failed = time.monotonic() - t0
-        r = result["up"]
         assert r.returncode != 0
         out = r.stdout + r.stderr
-        assert f"cannot connect to root@{m2.ip}:22" in out and "apiserver-lab-master-2" in out, out[-3000:]
+        # Master 2 is cut while master 1 changes. Its next step either opens a connection (the usual
+        # case: master 2's turn comes after master 1's gate) or was already running on one; the
+        # product names each cause in one sentence, and nothing else is accepted.
+        causes = (f"cannot connect to root@{m2.ip}:22", f"on root@{m2.ip}:22: the SSH connection was lost while the "
+                  "command ran")
+        assert any(c in out for c in causes) and "apiserver-lab-master-2" in out, out[-3000:]
         assert faults.flag(m1, "--audit-log-maxage") == "9", "master 1 was done"
         now = faults.snapshot()
         for h in (m2, m3):
@@ -364,21 +386,15 @@ class TestRolloutFaults:
         faults.set_log(maxAge=13)
         poller = e2e.poller()
         t0 = time.monotonic()
-        result: dict[str, subprocess.CompletedProcess] = {}
-        runner = threading.Thread(target=lambda: result.setdefault("up", faults.up(check=False)))
-        runner.start()
-        deadline = time.monotonic() + 600
-        while _sha(m2.manifest.read_bytes()) == before[m2.name]["manifest"]:
-            assert time.monotonic() < deadline and runner.is_alive(), "master 2 was never changed"
-            time.sleep(0.2)
-        # The cut lasts longer than the SSH layer's dead-peer limit (30 s): the engine's side of the
-        # connection is gone; the node program on master 2 carries on alone.
-        faults.link(m2, False)
-        time.sleep(45)
-        faults.link(m2, True)
-        runner.join(900)
+
+        def cut() -> None:
+            # The cut lasts until the engine's side of the connection is gone (the SSH layer's
+            # dead-peer limit, 30 s): the node program on master 2 then carries on alone.
+            faults.link(m2, False)
+            faults.wait_engine_connection_gone(m2)
+
+        r = faults.up_injecting(m2, cut, restore=lambda: faults.link(m2, True))
         failed = time.monotonic() - t0
-        r = result["up"]
         assert r.returncode != 0
         out = r.stdout + r.stderr
         assert f"on root@{m2.ip}:22: the SSH connection was lost while the command ran" in out, out[-3000:]
@@ -448,23 +464,20 @@ class TestRolloutFaults:
         faults.set_log(maxAge=17)
         poller = e2e.poller()
         t0 = time.monotonic()
-        result: dict[str, subprocess.CompletedProcess] = {}
-        runner = threading.Thread(target=lambda: result.setdefault("up", faults.up(check=False)))
-        runner.start()
-        deadline = time.monotonic() + 300
-        while _sha(m1.manifest.read_bytes()) == before[m1.name]["manifest"]:
-            assert time.monotonic() < deadline and runner.is_alive(), "master 1 was never changed"
-            time.sleep(0.1)
+        decoys: list[subprocess.Popen] = []
+
+        def stop_decoy() -> None:
+            for d in decoys:
+                d.kill()
+                d.wait()
+
         # Binds the readiness address the moment the old apiserver lets go of it, and answers 200.
-        decoy = subprocess.Popen(["ip", "netns", "exec", m1.netns, "python3", str(decoy_py)])
-        try:
-            runner.join(900)
-        finally:
-            decoy.kill()
-            decoy.wait()
+        r = faults.up_injecting(
+            m1, lambda: decoys.append(subprocess.Popen(["ip", "netns", "exec", m1.netns, "python3", str(decoy_py)])),
+            restore=stop_decoy, poll=0.1)
         failed = time.monotonic() - t0
-        out = result["up"].stdout + result["up"].stderr
-        assert result["up"].returncode != 0
+        out = r.stdout + r.stderr
+        assert r.returncode != 0
         assert "kube-audit[lab-master-1]: the new kube-apiserver failed the 'new-process' check" in out, out[-4000:]
         assert "(python3) listens on the readiness port, not kube-apiserver" in out
         now = faults.snapshot()
