@@ -165,9 +165,9 @@ def refusal_templates(paths: list[Path]) -> list[Template]:
     found = []
     for path in paths:
         tree = ast.parse(path.read_text(), str(path))
-        inits = {id(call) for call in _error_class_messages(tree)}
+        inits = {id(call): call for call in _error_class_messages(tree)}
         for node in ast.walk(tree):
-            args = list(node.args[:1]) if id(node) in inits else _message_args(node)  # type: ignore[attr-defined]
+            args = list(inits[id(node)].args[:1]) if id(node) in inits else _message_args(node)
             texts = [t for t in (_template(arg) for arg in args) if t is not None]
             if texts:
                 # GateError("ready", f"... within {t}s"): the argument with the most fixed text is the message.
@@ -243,7 +243,7 @@ def examples() -> list[tuple[int, str]]:
 
 @pytest.fixture(scope="module")
 def templates() -> list[Template]:
-    return all_templates(sorted((ROOT / "components").rglob("*.py")) + [ROOT / "__main__.py", GUARDRAIL_PACK])
+    return all_templates([*sorted((ROOT / "components").rglob("*.py")), ROOT / "__main__.py", GUARDRAIL_PACK])
 
 
 def test_the_page_lists_messages(examples: list[tuple[int, str]]) -> None:
