@@ -202,6 +202,7 @@ class LongWatches:
         host, port = client.server.removeprefix("https://").rsplit(":", 1)
         while not self._stop.is_set():
             conn = http.client.HTTPSConnection(host, int(port), context=client.ssl_context(), timeout=5)
+            opened: float | None = None
             try:
                 conn.request("GET", self.path, headers={"Accept": "application/json"})
                 resp = conn.getresponse()
@@ -213,13 +214,13 @@ class LongWatches:
                 opened = time.monotonic()
                 while resp.read1(65536):
                     pass
-                if not self._stop.is_set():
-                    self.cuts[name].append(round(time.monotonic() - opened, 1))
             except (OSError, http.client.HTTPException):
-                pass  # restarting: try again until it answers
+                pass  # not answering (restarting): try again; a cut open watch ends here too (IncompleteRead)
             finally:
                 self._socks.pop(name, None)
                 conn.close()
+            if opened is not None and not self._stop.is_set():
+                self.cuts[name].append(round(time.monotonic() - opened, 1))
             self._stop.wait(0.2)
 
     def stop(self) -> dict[str, list[float]]:

@@ -464,17 +464,15 @@ class TestRolloutFaults:
         faults.set_log(maxAge=17)
         poller = e2e.poller()
         t0 = time.monotonic()
-        decoys: list[subprocess.Popen] = []
-
-        def stop_decoy() -> None:
-            for d in decoys:
-                d.kill()
-                d.wait()
-
-        # Binds the readiness address the moment the old apiserver lets go of it, and answers 200.
-        r = faults.up_injecting(
-            m1, lambda: decoys.append(subprocess.Popen(["ip", "netns", "exec", m1.netns, "python3", str(decoy_py)])),
-            restore=stop_decoy, poll=0.1)
+        # Waiting to bind the readiness address from before the `up` starts: it gets it the moment the
+        # old apiserver lets go (now ~1 s after SIGTERM, so a decoy started on seeing the manifest change
+        # could lose the race to the new apiserver), and answers 200.
+        decoy = subprocess.Popen(["ip", "netns", "exec", m1.netns, "python3", str(decoy_py)])
+        try:
+            r = faults.up(check=False)
+        finally:
+            decoy.kill()
+            decoy.wait()
         failed = time.monotonic() - t0
         out = r.stdout + r.stderr
         assert r.returncode != 0
