@@ -56,6 +56,7 @@ def stack(tmp_path: Path, ssh_host: SshHost, pulumi_home):  # type: ignore[no-un
             raise AssertionError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    pulumi.env = env  # type: ignore[attr-defined]  # for the Automation API (test_plain_errors_engine)
     pulumi("stack", "init")
     host_key = ssh_host.known_hosts.read_text().split(" ", 1)[1].strip()
     config = {
