@@ -51,7 +51,7 @@ def host() -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
 def create_error(stub: provider_pb2_grpc.ResourceProviderStub, props: dict[str, Any]) -> grpc.RpcError:
     bag = {"__provider": serialize_provider(RemoteCommandProvider()), **props}
     struct = asyncio.run(rpc.serialize_properties(bag, {}))
-    request = provider_pb2.CreateRequest(urn="urn:pulumi:t::kube-audit::pulumi-python:dynamic:Resource::x",
+    request = provider_pb2.CreateRequest(urn="urn:pulumi:t::kube-audit::pulumi-python:dynamic/kube-audit:RemoteCommand::x",
                                          properties=struct)
     with pytest.raises(grpc.RpcError) as info:
         stub.Create(request, timeout=60)
