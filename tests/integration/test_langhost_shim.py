@@ -78,6 +78,7 @@ def test_program_and_pack_run_in_their_virtualenvs(pulumi) -> None:  # type: ign
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "ambient python used" not in out, out
+    assert "from $PATH" not in out, out
     assert "kube-audit-guardrails@v0.1.0" in out, f"the engine did not run the pack:\n{out}"
 
     r = pulumi("config", "set", "kube-audit:log", '{"maxSize": 0}')
