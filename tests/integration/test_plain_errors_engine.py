@@ -68,9 +68,15 @@ def test_a_bug_in_our_provider_keeps_its_traceback(stack) -> None:  # type: igno
 
 def test_the_toolchain_plugins_come_from_pulumi_home(stack) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     pulumi, _etc, _tmp = stack
-    r = subprocess.run([str(TOOLCHAIN / "pulumi"), "plugin", "ls", "--json"], env=pulumi.env, capture_output=True,
-                       text=True, timeout=60, check=True)
-    listed = {(p["kind"], p["name"], p["version"]) for p in json.loads(r.stdout)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(TOOLCHAIN / "pulumi"), *args], env=pulumi.env, capture_output=True, text=True,
+                              timeout=120, check=True)
+
+    listed = {(p["kind"], p["name"], p["version"]) for p in json.loads(cli("plugin", "ls", "--json").stdout)}
     assert ("resource", "kubernetes", "4.34.2") in listed, listed
-    out = pulumi("preview").stdout
-    assert "from $PATH" not in out, out
+    # The engine's own lookup by name and exact version: with $PATH ignored (the toolchain's binary
+    # is still there) only the installed copy can answer.
+    schema = cli("package", "get-schema", "kubernetes@4.34.2")
+    assert json.loads(schema.stdout)["version"] == "4.34.2"
+    assert "from $PATH" not in schema.stderr, schema.stderr
