@@ -205,6 +205,9 @@ def _reported(conn: Connection) -> Iterator[None]:
     except UnreadableKeyError as exc:
         raise PlainError(f"on {conn.label}: {exc}. Nothing was run. Set kube-audit:sshPrivateKey to an "
                          "OpenSSH or PEM private key (and sshPrivateKeyPassphrase if it has one)") from exc
+    except (paramiko.SSHException, OSError) as exc:  # the session broke some other way (network, sshd)
+        raise PlainError(f"on {conn.label}: the SSH session failed ({type(exc).__name__}: {exc}); if the command "
+                         "had started, the next run finds out what it did and converges from there") from exc
 
 
 def _check(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import paramiko
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
@@ -25,7 +26,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components import plain_errors
 from components.plain_errors import PlainError
-from components.ssh import RemoteCommandProvider
+from components.ssh import Connection, RemoteCommandProvider, UnreadableKeyError, _reported
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -114,3 +115,35 @@ def test_install_leaves_other_processes_and_foreign_patches_alone() -> None:
     foreign = types.SimpleNamespace(format_exc=lambda: "someone else's")
     module.traceback = foreign  # type: ignore[attr-defined]
     assert plain_errors.install(module) is False and module.traceback is foreign
+
+
+# --- which failures are plain --------------------------------------------------------------------
+
+CONN = Connection(host="10.77.0.12", port=22)
+KEY = paramiko.Ed25519Key(data=bytes.fromhex(
+    "0000000b7373682d65643235353139000000201e8a5b3a6c2e4b7a1c2f3d4e5f60718293a4b5c6d7e8f9011223344556677889"))
+
+
+@pytest.mark.parametrize(("raised", "shown"), [
+    (ConnectionError("cannot connect to root@10.77.0.12:22: timed out"),
+     "on root@10.77.0.12:22: cannot connect to root@10.77.0.12:22: timed out"),
+    (paramiko.BadHostKeyException("10.77.0.12", KEY, KEY),
+     "on root@10.77.0.12:22: the host key does not match this master's hostKey in kube-audit:masters (got ssh-ed25519"),
+    (UnreadableKeyError("the private key could not be read (Ed25519Key: bad)"),
+     "on root@10.77.0.12:22: the private key could not be read (Ed25519Key: bad). Nothing was run. Set"),
+    (paramiko.SSHException("SSH session not active"),
+     "on root@10.77.0.12:22: the SSH session failed (SSHException: SSH session not active); if the command had"),
+    (TimeoutError("timed out"), "on root@10.77.0.12:22: the SSH session failed (TimeoutError: timed out)"),
+])
+def test_what_a_user_can_act_on_is_plain(raised: Exception, shown: str) -> None:
+    with pytest.raises(PlainError) as info, _reported(CONN):
+        raise raised
+    assert str(info.value).startswith(shown), str(info.value)
+    assert info.value.__cause__ is raised, "the original stays attached for a debugger"
+
+
+@pytest.mark.parametrize("bug", [KeyError("connection"), TypeError("x"), AttributeError("y"), ValueError("z")])
+def test_a_bug_is_not_made_plain(bug: Exception) -> None:
+    with pytest.raises(type(bug)) as info, _reported(CONN):
+        raise bug
+    assert info.value is bug
