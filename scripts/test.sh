@@ -4,7 +4,7 @@
 # local lab) and prints where the time went (benchmarks/bench_suite_time.py).
 #
 #   scripts/test.sh               two lanes at once: the lab tier (e2e) in the foreground, everything that
-#                                 needs no lab (ruff, mypy, the other tiers) beside it on the second core,
+#                                 needs no lab (ruff, mypy, the strict docs build, the other tiers) beside it on the second core,
 #                                 niced so the lab's timeouts are not what it slows down
 #   scripts/test.sh ARGS...       one pytest run with ARGS, e.g. `scripts/test.sh -m "not e2e"`
 #
@@ -23,6 +23,7 @@ common=(-ra -p no:cacheprovider)
 if (($#)); then
   .venv/bin/ruff check .
   .venv/bin/mypy
+  bash scripts/docs.sh
   set +e
   "$py" -m pytest "${common[@]}" --junitxml="$reports/run.xml" "$@"
   rc=$?
@@ -37,13 +38,14 @@ fast_lane() {
   t0=$(date +%s)
   .venv/bin/ruff check . || rc=1
   .venv/bin/mypy || rc=1
+  bash scripts/docs.sh || rc=1
   "$py" -m pytest "${common[@]}" -m "not e2e" --durations=15 --junitxml="$reports/fast.xml" || rc=1
   echo "$(( $(date +%s) - t0 ))" > "$reports/fast.seconds"
   return "$rc"
 }
 
 fast_log="$reports/fast-lane.log"
-echo "[test] fast lane (ruff, mypy, every tier but e2e) runs beside the lab tier; its log: $fast_log"
+echo "[test] fast lane (ruff, mypy, docs build, every tier but e2e) runs beside the lab tier; its log: $fast_log"
 ( renice -n 10 "$BASHPID" >/dev/null; fast_lane ) >"$fast_log" 2>&1 &
 fast_pid=$!
 

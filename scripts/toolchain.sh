@@ -47,6 +47,7 @@ LOGS="$CACHE_ROOT/logs"
 
 CURRENT_STEP="setup"
 CURRENT_LOG=""
+LANE_SUBSHELL=0  # a build lane (a background subshell) sets its own depth
 
 log() { printf '[toolchain %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -59,8 +60,8 @@ fail() {
     exit 1
 }
 on_err() {
-    # In a subshell, just exit: the parent's ERR trap reports the failing step once.
-    if ((BASH_SUBSHELL > 0)); then exit "$1"; fi
+    # In a subshell below a lane, just exit: the lane's ERR trap reports the failing step once.
+    if ((BASH_SUBSHELL > LANE_SUBSHELL)); then exit "$1"; fi
     fail "command failed (exit $1): $2"
 }
 trap 'on_err $? "$BASH_COMMAND"' ERR
@@ -79,6 +80,7 @@ for tool in go python3 flock; do
 done
 
 mkdir -p "$BIN" "$STAMPS" "$WORK" "$LOGS"
+T_START=$(date +%s%3N)
 
 # One build at a time per cache (other scripts may call this concurrently).
 exec 9>"$CACHE_ROOT/.lock"
@@ -174,23 +176,31 @@ tidy() {
 
 # gobuild DIR OUT_NAME PKG LDFLAGS: build PKG inside wrapper DIR into $BIN/OUT_NAME (atomically).
 gobuild() {
-    local dir=$1 out=$2 pkg=$3 ldflags=$4
+    local dir=$1 out=$2 pkg=$3 ldflags=$4 t0
+    t0=$(date +%s%3N)
     (cd "$dir" && run go build "${BUILD_FLAGS[@]}" -ldflags "-s -w $ldflags" -o "$BIN/.$out.tmp" "$pkg")
+    COMPILE_MS=$((COMPILE_MS + $(date +%s%3N) - t0))
     mv -f "$BIN/.$out.tmp" "$BIN/$out"
 }
 
-declare -A ELAPSED=() STATE=()
-ORDER=()
+# seconds MS: milliseconds as seconds with one decimal.
+seconds() { printf '%d.%01d' $(($1 / 1000)) $((($1 % 1000) / 100)); }
+
+# The units run in two lanes at once (see the end), so what a unit did is kept in a file, not a variable.
+RESULTS="$LOGS/results"
+COMPILE_MS=0
 
 # unit NAME PIN FUNCTION: (re)build binary NAME with FUNCTION unless its stamp holds PIN.
+# Records NAME, state, total seconds, and the seconds `go build` took (the rest of a build is module
+# downloads, `go mod tidy` and code generation: its fetch share) in $RESULTS/NAME.
 unit() {
-    local name=$1 pin=$2 fn=$3 t0 t1
+    local name=$1 pin=$2 fn=$3 t0 total state
     CURRENT_STEP=$name
     CURRENT_LOG="$LOGS/$name.log"
-    ORDER+=("$name")
+    COMPILE_MS=0
     t0=$(date +%s%3N)
     if [[ -x "$BIN/$name" && -f "$STAMPS/$name" && "$(cat "$STAMPS/$name")" == "$pin" ]]; then
-        STATE[$name]=cached
+        state=cached
         log "$name: up to date [$pin]"
     else
         log "$name: building [$pin] (log: $CURRENT_LOG)"
@@ -199,11 +209,12 @@ unit() {
         "$fn"
         [[ -x "$BIN/$name" ]] || fail "$fn did not produce $BIN/$name"
         printf '%s\n' "$pin" >"$STAMPS/$name"
-        STATE[$name]=built
+        state=built
     fi
-    t1=$(date +%s%3N)
-    ELAPSED[$name]=$(((t1 - t0) / 1000)).$(printf '%01d' $((((t1 - t0) % 1000) / 100)))
-    [[ ${STATE[$name]} == cached ]] || log "$name: built in ${ELAPSED[$name]}s"
+    total=$(($(date +%s%3N) - t0))
+    printf '%s %s %s %s\n' "$state" "$(seconds "$total")" "$(seconds $((total - COMPILE_MS)))" \
+        "$(seconds "$COMPILE_MS")" >"$RESULTS/$name"
+    [[ $state == cached ]] || log "$name: built in $(seconds "$total")s ($(seconds "$COMPILE_MS")s of it go build)"
     CURRENT_LOG=""
 }
 
@@ -225,7 +236,6 @@ build_pulumi() {
     gobuild "$w" pulumi "$PULUMI_PKG/cmd/pulumi" \
         "-X $PULUMI_SDK/go/common/version.Version=$PULUMI_CLI_VERSION"
 }
-unit pulumi "$PULUMI_PKG@$PULUMI_CLI_VERSION recipe=$TOOLCHAIN_RECIPE" build_pulumi
 
 # 1b. Python language host: the v3.68 host (see toolchain.env) as pulumi-language-python-legacy,
 #     and our shim (toolchain/langhost-shim) as pulumi-language-python, the name the engine starts.
@@ -241,8 +251,6 @@ build_pulumi_language_python_legacy() {
     gobuild "$w" pulumi-language-python-legacy "$PULUMI_SDK/python/cmd/pulumi-language-python" \
         "-X $PULUMI_SDK/go/common/version.Version=$PULUMI_LANGHOST_SDK_VERSION"
 }
-unit pulumi-language-python-legacy "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION recipe=$TOOLCHAIN_RECIPE" \
-    build_pulumi_language_python_legacy
 
 SHIM_DIR="$SCRIPT_DIR/../toolchain/langhost-shim"
 build_pulumi_language_python() {
@@ -250,15 +258,16 @@ build_pulumi_language_python() {
     # It must speak the CLI's protocol: the same sdk/v3 as the CLI.
     grep -q "^[[:space:]]*$PULUMI_SDK $PULUMI_CLI_VERSION\$" "$SHIM_DIR/go.mod" ||
         fail "$SHIM_DIR/go.mod must require $PULUMI_SDK $PULUMI_CLI_VERSION (the CLI's version)"
+    local t0
+    t0=$(date +%s%3N)
     (cd "$SHIM_DIR" && run go build "${BUILD_FLAGS[@]}" -mod=readonly \
         -ldflags "-s -w -X main.version=${PULUMI_LANGHOST_SDK_VERSION#v}" -o "$BIN/.pulumi-language-python.tmp" .)
+    COMPILE_MS=$((COMPILE_MS + $(date +%s%3N) - t0))
     mv -f "$BIN/.pulumi-language-python.tmp" "$BIN/pulumi-language-python"
 }
 # The pin is the shim's source itself, so any change to it rebuilds the binary.
 SHIM_SUM="$(cd "$SHIM_DIR" && for f in go.mod go.sum *.go; do [[ $f == *_test.go ]] || cat "$f"; done |
     sha256sum | cut -c1-16)"
-unit pulumi-language-python "langhost-shim@$SHIM_SUM over $PULUMI_LANGHOST_SDK_VERSION recipe=$TOOLCHAIN_RECIPE" \
-    build_pulumi_language_python
 
 # 1c. Scripts shipped in sdk/v3 at the Python SDK's version.
 
@@ -271,10 +280,6 @@ copy_sdk_file() { # RELATIVE_PATH NAME
 }
 build_pulumi_language_python_exec() { copy_sdk_file python/cmd/pulumi-language-python-exec pulumi-language-python-exec; }
 build_pulumi_resource_pulumi_python() { copy_sdk_file python/dist/pulumi-resource-pulumi-python pulumi-resource-pulumi-python; }
-unit pulumi-language-python-exec "$PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION:python/cmd recipe=$TOOLCHAIN_RECIPE" \
-    build_pulumi_language_python_exec
-unit pulumi-resource-pulumi-python "$PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION:python/dist recipe=$TOOLCHAIN_RECIPE" \
-    build_pulumi_resource_pulumi_python
 
 # ---------------------------------------------------------------------------------------------
 # 2. pulumi-resource-kubernetes
@@ -306,9 +311,6 @@ build_pulumi_resource_kubernetes() {
     gobuild "$w" pulumi-resource-kubernetes "$K8S_PROV/cmd/pulumi-resource-kubernetes" \
         "-X $K8S_PROV/pkg/version.Version=$PULUMI_KUBERNETES_PLUGIN_VERSION"
 }
-unit pulumi-resource-kubernetes \
-    "$K8S_PROV@$PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION as $PULUMI_KUBERNETES_PLUGIN_VERSION recipe=$TOOLCHAIN_RECIPE" \
-    build_pulumi_resource_kubernetes
 
 # ---------------------------------------------------------------------------------------------
 # 4. kube-apiserver
@@ -359,8 +361,6 @@ build_kubeadm() {
     k8s_wrapper "$WORK/kubeadm" k8s.io/kubernetes/cmd/kubeadm
     gobuild "$WORK/kubeadm" kubeadm k8s.io/kubernetes/cmd/kubeadm "$(k8s_ldflags)"
 }
-unit kube-apiserver "k8s.io/kubernetes@$KUBERNETES_VERSION recipe=$TOOLCHAIN_RECIPE" build_kube_apiserver
-unit kubeadm "k8s.io/kubernetes@$KUBERNETES_VERSION recipe=$TOOLCHAIN_RECIPE" build_kubeadm
 
 # ---------------------------------------------------------------------------------------------
 # 5. etcd + etcdctl (one wrapper; etcd's modules replace each other with ../ paths, and each
@@ -387,8 +387,6 @@ build_etcdctl() {
     gobuild "$WORK/etcd" etcdctl go.etcd.io/etcd/etcdctl/v3 \
         "-X go.etcd.io/etcd/api/v3/version.GitSHA=go-module-$ETCD_VERSION"
 }
-unit etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION recipe=$TOOLCHAIN_RECIPE" build_etcd
-unit etcdctl "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION recipe=$TOOLCHAIN_RECIPE" build_etcdctl
 
 # ---------------------------------------------------------------------------------------------
 # 6. helm v3
@@ -408,7 +406,43 @@ build_helm() {
     gobuild "$w" helm helm.sh/helm/v3/cmd/helm \
         "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.metadata= -X helm.sh/helm/v3/internal/version.gitTreeState=clean -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$maj -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$min -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$maj -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$min"
 }
-unit helm "helm.sh/helm/v3@$HELM_VERSION recipe=$TOOLCHAIN_RECIPE" build_helm
+
+# ---------------------------------------------------------------------------------------------
+# The builds, in two lanes at once. On 2 cores each `go build -p 2` already uses both while it compiles,
+# but a cold build also waits on downloads, `go mod tidy` and single-threaded links: the other lane's
+# compile fills that time. Both lanes share one module cache and one build cache (Go locks them), and
+# two large links at once stay well under this machine's memory (~3 GiB each).
+ORDER=(pulumi pulumi-language-python-legacy pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python pulumi-resource-kubernetes kube-apiserver kubeadm etcd etcdctl helm)
+lane_pulumi() {
+    LANE_SUBSHELL=$BASH_SUBSHELL
+    unit pulumi "$PULUMI_PKG@$PULUMI_CLI_VERSION recipe=$TOOLCHAIN_RECIPE" build_pulumi
+    unit pulumi-language-python-legacy "$PULUMI_SDK@$PULUMI_LANGHOST_SDK_VERSION recipe=$TOOLCHAIN_RECIPE" \
+        build_pulumi_language_python_legacy
+    unit pulumi-language-python "langhost-shim@$SHIM_SUM over $PULUMI_LANGHOST_SDK_VERSION recipe=$TOOLCHAIN_RECIPE" \
+        build_pulumi_language_python
+    unit pulumi-language-python-exec "$PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION:python/cmd recipe=$TOOLCHAIN_RECIPE" \
+        build_pulumi_language_python_exec
+    unit pulumi-resource-pulumi-python "$PULUMI_SDK@$PULUMI_PYTHON_SDK_GO_VERSION:python/dist recipe=$TOOLCHAIN_RECIPE" \
+        build_pulumi_resource_pulumi_python
+    unit pulumi-resource-kubernetes \
+        "$K8S_PROV@$PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION as $PULUMI_KUBERNETES_PLUGIN_VERSION recipe=$TOOLCHAIN_RECIPE" \
+        build_pulumi_resource_kubernetes
+}
+lane_cluster() {
+    LANE_SUBSHELL=$BASH_SUBSHELL
+    unit kube-apiserver "k8s.io/kubernetes@$KUBERNETES_VERSION recipe=$TOOLCHAIN_RECIPE" build_kube_apiserver
+    unit kubeadm "k8s.io/kubernetes@$KUBERNETES_VERSION recipe=$TOOLCHAIN_RECIPE" build_kubeadm
+    unit etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION recipe=$TOOLCHAIN_RECIPE" build_etcd
+    unit etcdctl "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION recipe=$TOOLCHAIN_RECIPE" build_etcdctl
+    unit helm "helm.sh/helm/v3@$HELM_VERSION recipe=$TOOLCHAIN_RECIPE" build_helm
+}
+rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+lane_pulumi & pulumi_lane=$!
+lane_cluster & cluster_lane=$!
+lanes_ok=1
+wait "$pulumi_lane" || lanes_ok=0
+wait "$cluster_lane" || lanes_ok=0
+((lanes_ok)) || { CURRENT_LOG=""; fail "a build lane failed (its step and log are printed above)"; }
 
 # ---------------------------------------------------------------------------------------------
 # Summary
@@ -445,10 +479,12 @@ version_line() {
 
 {
     printf '\nbin dir: %s\n\n' "$BIN"
-    printf '%-30s %-11s %8s  %s\n' BINARY STATE SECONDS VERSION
+    printf '%-30s %-7s %8s %8s %8s  %s\n' BINARY STATE SECONDS FETCH GO-BUILD VERSION
     for name in "${ORDER[@]}"; do
-        printf '%-30s %-11s %8s  %s\n' "$name" "${STATE[$name]}" "${ELAPSED[$name]}" "$(version_line "$name")"
+        read -r state secs fetch build <"$RESULTS/$name"
+        printf '%-30s %-7s %8s %8s %8s  %s\n' "$name" "$state" "$secs" "$fetch" "$build" "$(version_line "$name")"
     done
+    printf '%-30s %-7s %8s  (wall clock; the lanes overlap)\n' all "" "$(seconds $(($(date +%s%3N) - T_START)))"
     # shellcheck disable=SC2016  # $PATH is meant literally
     printf '\nUse: export PATH="%s:$PATH" PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n' "$BIN"
 }
