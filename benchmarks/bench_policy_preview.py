@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lab import plugins  # noqa: E402
 from lab.config import toolchain_bin  # noqa: E402
 
 STACK = "bench-preview"
@@ -54,8 +55,9 @@ def main() -> int:
             if entry.name != "pulumi-language-python":
                 (legacy_bin / name).symlink_to(entry)
         (work / "state").mkdir()
+        plugins.install(work / "home", tools)
         base = {**os.environ, "PULUMI_BACKEND_URL": f"file://{work / 'state'}", "PULUMI_HOME": str(work / "home"),
-                "PULUMI_CONFIG_PASSPHRASE": "", "PULUMI_SKIP_UPDATE_CHECK": "true",
+                **plugins.ENV, "PULUMI_CONFIG_PASSPHRASE": "", "PULUMI_SKIP_UPDATE_CHECK": "true",
                 "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true", "PATH": f"{tools}:/usr/bin:/bin"}
         base.pop("PULUMI_PYTHON_CMD", None)
         config = work / f"Pulumi.{STACK}.yaml"
@@ -75,7 +77,9 @@ def main() -> int:
         pulumi(base, "config", "set", "kube-audit:masters", '[{"name": "m1", "host": "192.0.2.1"}]')
         pulumi(base, "config", "set", "kube-audit:insightAgent", '{"enabled": false}')
 
-        legacy = {**base, "PATH": f"{legacy_bin}:/usr/bin:/bin", "PULUMI_PYTHON_CMD": str(REPO / ".venv/bin/python")}
+        # The legacy host is the one on PATH (the engine prefers PATH to the bundled one beside `pulumi`).
+        legacy = {**base, "PATH": f"{legacy_bin}:/usr/bin:/bin", "PULUMI_PYTHON_CMD": str(REPO / ".venv/bin/python"),
+                  "PULUMI_IGNORE_AMBIENT_PLUGINS": "false"}
         ways = {
             "legacy": (legacy, ["preview"]),
             "shim": (base, ["preview"]),

@@ -74,7 +74,7 @@ class AuditLogging(pulumi.ComponentResource):
         preflight = ClusterPreflight(f"{name}-preflight", ClusterPreflightArgs(
             masters=settings.masters, connections=connections, programs=programs,
             requests={n: node_request(a, state) for n, a in change_args.items()},
-            drift=sorted({r for d in drift.values() for r in (*d.manifest, *d.policy)})), child)
+            drifted=[m for m, d in drift.items() if d.manifest or d.policy]), child)
 
         policy_file = None
         if settings.enabled and settings.policy is not None:

@@ -29,9 +29,19 @@ class ClusterPreflightArgs:
     """Per master name, the node program that runs the checks."""
     requests: Mapping[str, NodeRequest]
     """Per master name, the request its manifest change will get (what is checked)."""
-    drift: Sequence[str] = ()
-    """Every master's drift reasons (components/drift): a repair is a change like any other, so any
+    drifted: Sequence[str] = ()
+    """The masters that drifted (components/drift): a repair is a change like any other, so any
     drift anywhere reruns every check before the repair writes anything."""
+
+
+def recheck_notes(drifted: Sequence[str]) -> list[str]:
+    """What each check shows as its `drift` when some master drifted: which one, not its reasons.
+
+    The reasons are shown once, under the resources that repair them (that master's manifest
+    change and policy write); repeated under every master's check they read as if every master had
+    drifted. Any change to this input makes the engine run the check again, which is all it is for.
+    """
+    return [f"{name} drifted: every master is checked again before the repair" for name in sorted(drifted)]
 
 
 class ClusterPreflight(pulumi.ComponentResource):
@@ -53,7 +63,7 @@ class ClusterPreflight(pulumi.ComponentResource):
                 create=check,
                 update=check,
                 stdin=args.requests[master.name].to_json(),
-                drift=args.drift,
+                drift=recheck_notes(args.drifted),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[program]),
             ))
         self.register_outputs({})

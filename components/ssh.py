@@ -11,11 +11,16 @@ paramiko, with the semantics this project needs and pulumi-command lacks:
 * stdin is written to the remote command (no `environment`, which most sshd configs reject).
 
 Preview calls only `check`/`diff`: nothing runs on a node.
+
+A failure the user must act on (a node command's refusal, an unreachable or impostor host) is a
+PlainError: the engine shows its message alone. Anything else is a bug and keeps its traceback
+(components/plain_errors.py).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import posixpath
@@ -24,7 +29,7 @@ import shlex
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +37,9 @@ import paramiko
 import pulumi
 import pulumi.dynamic as dynamic
 
+from components import plain_errors
 from components.drift.props import drift_props, pending, with_hidden
+from components.plain_errors import PlainError
 
 # Inputs whose change means "run again"; everything else (e.g. stdout) is an output.
 # `drift` holds the reasons the program found on the node (components/drift); a successful run
@@ -80,6 +87,10 @@ def connection_input(conn: Connection) -> pulumi.Output[dict[str, Any]]:
     })
 
 
+class UnreadableKeyError(ValueError):
+    """The configured private key is not one paramiko can read (a ValueError, as it always was)."""
+
+
 def _load_key(text: str, password: str | None) -> paramiko.PKey:
     errors = []
     for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
@@ -88,7 +99,7 @@ def _load_key(text: str, password: str | None) -> paramiko.PKey:
         except (paramiko.SSHException, ValueError) as exc:
             errors.append(f"{kind.__name__}: {exc}")
     # Never include the key text: only which parsers refused it.
-    raise ValueError("the private key could not be read (" + "; ".join(errors) + ")")
+    raise UnreadableKeyError("the private key could not be read (" + "; ".join(errors) + ")")
 
 
 def open_client(conn: Connection, attempts: int = 5, timeout: float = 15) -> paramiko.SSHClient:
@@ -176,17 +187,39 @@ def run(conn: Connection, command: str, stdin: str | None = None) -> tuple[int, 
         client.close()
 
 
+@contextlib.contextmanager
+def _reported(conn: Connection) -> Iterator[None]:
+    """Turn the failures a user can act on into PlainErrors naming the host, the cause and the fix.
+
+    Only these: any other exception is a bug in this code and must keep its traceback.
+    """
+    try:
+        yield
+    except ConnectionError as exc:  # unreachable, refused login, or lost mid-command (its text says)
+        raise PlainError(f"on {conn.label}: {exc}") from exc
+    except paramiko.BadHostKeyException as exc:
+        raise PlainError(
+            f"on {conn.label}: the host key does not match this master's hostKey in kube-audit:masters (got "
+            f"{exc.key.get_name()} {exc.key.get_base64()}). Nothing was run. If the master was reinstalled, "
+            "check its new key out of band and set hostKey to it") from exc
+    except UnreadableKeyError as exc:
+        raise PlainError(f"on {conn.label}: {exc}. Nothing was run. Set kube-audit:sshPrivateKey to an "
+                         "OpenSSH or PEM private key (and sshPrivateKeyPassphrase if it has one)") from exc
+    except (paramiko.SSHException, OSError) as exc:  # the session broke some other way (network, sshd)
+        raise PlainError(f"on {conn.label}: the SSH session failed ({type(exc).__name__}: {exc}); if the command "
+                         "had started, the next run finds out what it did and converges from there") from exc
+
+
 def _check(
     conn: Connection, command: str, stdin: str | None, client: paramiko.SSHClient | None = None
 ) -> dict[str, str]:
-    try:
+    with _reported(conn):
         code, out, err = _exec(client, command, stdin) if client else run(conn, command, stdin)
-    except ConnectionError as exc:
-        raise RuntimeError(f"on {conn.label}: {exc}") from exc
     if code != 0:
-        # The command text is ours and holds no secret; stderr is the node program's report.
+        # The command text is ours and holds no secret; stderr is the node program's report, which
+        # names the master, the check, the cause and the fix (components/manifest/node.py).
         detail = (err.strip() or out.strip() or "(no output)")[-4000:]
-        raise RuntimeError(f"on {conn.label}: exit {code}: {detail}")
+        raise PlainError(f"on {conn.label}: exit {code}: {detail}")
     return {"stdout": out, "stderr": err}
 
 
@@ -207,9 +240,18 @@ def _outputs(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {**props, **extra}
 
 
+class _PlainErrorsProvider(dynamic.ResourceProvider):
+    """Base of our providers: the host calls `configure` once, before any create/diff/update/delete,
+    in the dynamic-provider host process; there our PlainErrors are made to show as plain text."""
+
+    def configure(self, req: dynamic.ConfigureRequest) -> None:
+        plain_errors.install()
+
+
 # Stable names: every stack's state holds a pickle that refers to these classes by module and name,
-# so renaming or moving them breaks update and destroy of existing stacks.
-class RemoteCommandProvider(dynamic.ResourceProvider):
+# so renaming or moving them breaks update and destroy of existing stacks. (Their bases are not in
+# the pickle.)
+class RemoteCommandProvider(_PlainErrorsProvider):
     """create/update/delete shell commands on a host; stdin goes to create and update."""
 
     serialize_as_secret_always = False
@@ -247,21 +289,26 @@ class RemoteCommand(dynamic.Resource, module="kube-audit", name="RemoteCommand")
 
 
 def upload(conn: Connection, source: str, remote_path: str, mode: int) -> None:
-    client = open_client(conn)
+    with _reported(conn):
+        client = open_client(conn)
     try:
         directory = posixpath.dirname(remote_path)
         _check(conn, f"mkdir -p -m 0755 {shlex.quote(directory)}", None, client)
-        sftp = client.open_sftp()
         tmp = posixpath.join(directory, "." + posixpath.basename(remote_path) + ".upload")
-        sftp.put(source, tmp)
-        sftp.chmod(tmp, mode)
-        sftp.posix_rename(tmp, remote_path)
-        sftp.close()
+        try:
+            sftp = client.open_sftp()
+            sftp.put(source, tmp)
+            sftp.chmod(tmp, mode)
+            sftp.posix_rename(tmp, remote_path)
+            sftp.close()
+        except (OSError, paramiko.SSHException) as exc:  # a full disk or a lost link on the master
+            raise PlainError(f"on {conn.label}: cannot copy {source} to {remote_path}: {exc}; {remote_path} is "
+                             "as it was (the copy goes to a dot-file first)") from exc
     finally:
         client.close()
 
 
-class RemoteFileProvider(dynamic.ResourceProvider):
+class RemoteFileProvider(_PlainErrorsProvider):
     """A local file copied to a host by SFTP (atomically); `sha256` makes content changes visible."""
 
     serialize_as_secret_always = False

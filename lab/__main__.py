@@ -4,6 +4,8 @@
   down [--purge]                      stop everything; --purge also deletes the state dir
   status [--json]                     what runs, per host
   env                                 print `export` lines for the offline Pulumi/Helm environment
+                                      (and install the toolchain's plugins into the lab's PULUMI_HOME)
+  plugins [--home DIR]                install the toolchain's plugins into DIR ($PULUMI_HOME, ~/.pulumi)
   audit [--touch] [--limit N]         print audit events from each master's host log dir
   exec HOST -- CMD...                 run CMD inside a host (its network, mount and UTS namespaces)
   ssh HOST [CMD...]                   ssh into a host with the lab key
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("status")
     s.add_argument("--json", action="store_true")
     sub.add_parser("env")
+    pl = sub.add_parser("plugins", help="install the toolchain's provider plugins into a PULUMI_HOME")
+    pl.add_argument("--home", help="default: $PULUMI_HOME, else ~/.pulumi")
     au = sub.add_parser("audit", help="print audit events from every master's host log dir")
     au.add_argument("--touch", action="store_true", help="first make a few requests (a Secret read...)")
     au.add_argument("--limit", type=int, default=12)
@@ -92,7 +96,21 @@ def main(argv: list[str] | None = None) -> int:
         st = labmod.status(lab)
         print(json.dumps(st, indent=1) if a.json else labmod.format_status(st))
         return 0
+    if a.cmd == "plugins":
+        from . import plugins
+
+        return plugins.main([a.home] if a.home else [])
     if a.cmd == "env":
+        from . import plugins
+
+        # The env says "plugins from PULUMI_HOME only": make it true (idempotent, quick when done),
+        # also after a toolchain rebuild. Messages go to stderr: stdout is eval'ed.
+        try:
+            if lab.state.is_dir():  # no lab yet: `lab up` makes the home and installs
+                lab.pulumi_home.mkdir(parents=True, exist_ok=True)
+                plugins.install(lab.pulumi_home)
+        except (plugins.PluginInstallError, OSError) as exc:
+            print(f"[lab] warning: {exc}", file=sys.stderr)
         env = lab.env(base_path="$PATH")
         for k, v in env.items():
             if k == "PATH":

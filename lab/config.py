@@ -13,6 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STATE = Path(os.environ.get("KUBE_AUDIT_LAB") or Path.home() / ".cache/kube-audit/lab")
 DEFAULT_TOOLCHAIN_BIN = Path.home() / ".cache/kube-audit/toolchain/bin"
 CHART = REPO / "tests/fixtures/insight-agent"
+# The engine looks for plugins only where lab/plugins.py installs them (and bundled ones beside
+# `pulumi`), never on $PATH: no "using ... from $PATH" warning on every run.
+IGNORE_AMBIENT_PLUGINS = {"PULUMI_IGNORE_AMBIENT_PLUGINS": "true"}
 
 
 def toolchain_bin() -> Path:
@@ -210,7 +213,8 @@ class Lab:
             "PULUMI_CONFIG_PASSPHRASE": "",
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_HOME": str(self.pulumi_home),
+            "PULUMI_HOME": str(self.pulumi_home),  # plugins installed by lab/plugins.py (lab up, lab env)
+            **IGNORE_AMBIENT_PLUGINS,
             "KUBECONFIG": str(self.kubeconfig),
             "HELM_CACHE_HOME": str(self.state / "helm/cache"),
             "HELM_CONFIG_HOME": str(self.state / "helm/config"),

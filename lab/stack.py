@@ -13,6 +13,7 @@ import subprocess
 
 import yaml
 
+from . import plugins
 from .config import CHART, REPO, Lab, find_binary
 
 NS = "kube-audit"
@@ -68,6 +69,9 @@ def setup(lab: Lab, log) -> bool:
         return False
     lab.pulumi_state.mkdir(parents=True, exist_ok=True)
     lab.pulumi_home.mkdir(parents=True, exist_ok=True)
+    installed = plugins.install(lab.pulumi_home)
+    if installed:
+        log(f"stack: installed plugin {', '.join(installed)} into {lab.pulumi_home}")
     listing = run_pulumi(lab, "stack", "ls", "--json", stack=False)
     names = {s.get("name") for s in json.loads(listing.stdout or "[]")}
     cfg_path = lab.stack_config

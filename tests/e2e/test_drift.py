@@ -83,6 +83,10 @@ class TestDrift:
         e2e.m["drift_preview_flag"] = drift_blocks(r.stdout)
         r = stack.run("preview", "--diff", "--refresh")
         assert reasons(r.stdout) == [f"{m2.name}: --audit-policy-file missing from kube-apiserver.yaml"], r.stdout
+        # Shown once, under master 2's manifest change; every master's check only says master 2 drifted.
+        assert r.stdout.count(f'"{m2.name}: --audit-policy-file missing from kube-apiserver.yaml"') == 1, r.stdout
+        recheck = f'"{m2.name} drifted: every master is checked again before the repair"'
+        assert r.stdout.count(recheck) == len(e2e.hosts), r.stdout
         mid = starts(e2e)
         stack.run("up", "--yes", "--skip-preview")
         after = starts(e2e)

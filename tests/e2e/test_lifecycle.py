@@ -85,6 +85,8 @@ class TestLifecycle:
         before = _snapshot(e2e)
         r = e2e.pulumi("preview", "--diff")
         out = r.stdout
+        # The kubernetes provider (insight-agent) comes from the lab's PULUMI_HOME (lab/plugins.py).
+        assert "from $PATH" not in out + r.stderr, out + r.stderr
         for h in e2e.hosts:
             # Each master's change appears, in its own block, with the audit settings it gets.
             header = f"ApiServerAuditChange::audit-apiserver-{h.name}]"
@@ -109,7 +111,8 @@ class TestLifecycle:
         # availability below is measured with that drain.
         watches = e2e.long_watches()
         poller = e2e.poller()
-        e2e.timed_up("enable")
+        up = e2e.timed_up("enable")
+        assert "from $PATH" not in up.stdout + up.stderr, up.stdout + up.stderr
         avail = _poll_report(e2e, "enable", poller)
         cuts = watches.stop()
         e2e.m["long_watch_cuts_enable_s"] = cuts

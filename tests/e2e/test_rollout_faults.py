@@ -223,6 +223,12 @@ def converged_after(request: pytest.FixtureRequest, faults: Faults) -> Iterator[
     e2e.wait_all_ready(timeout=240)
 
 
+def assert_plain(out: str) -> None:
+    """A refusal, gate failure, rollback or lost master reaches the user as its message, never inside
+    the dynamic-provider host's Python traceback (components/plain_errors.py)."""
+    assert "Traceback (most recent call last)" not in out and "pulumi/dynamic/__main__.py" not in out, out[-4000:]
+
+
 class TestRolloutFaults:
     def test_c_unreachable_master_in_preflight_changes_nothing_anywhere(self, faults: Faults):
         e2e, m2 = faults.e2e, faults.e2e.hosts[1]
@@ -237,6 +243,7 @@ class TestRolloutFaults:
         failed = time.monotonic() - t0
         assert r.returncode != 0
         out = r.stdout + r.stderr
+        assert_plain(out)
         # The first step that reaches master 2 fails (here: copying the node program, which its
         # preflight needs); nothing that changes a master has run anywhere.
         assert "lab-master-2" in out and f"cannot connect to root@{m2.ip}:22" in out, out[-3000:]
@@ -264,6 +271,7 @@ class TestRolloutFaults:
         failed = time.monotonic() - t0
         assert r.returncode != 0
         out = r.stdout + r.stderr
+        assert_plain(out)
         assert "/etc/kubernetes/manifests/kube-apiserver.yaml.bak also declares the kube-apiserver pod" in out, \
             out[-3000:]
         assert "Move it out of /etc/kubernetes/manifests" in out and "kube-audit[lab-master-2]" in out
@@ -292,6 +300,7 @@ class TestRolloutFaults:
         failed = time.monotonic() - t0
         assert r.returncode != 0
         out = r.stdout + r.stderr
+        assert_plain(out)
         assert "kube-audit[lab-master-3]: preflight refused this master" in out, out[-3000:]
         assert "/var/log/kubernetes/audit has 0 MiB free; the audit log needs" in out
         assert faults.snapshot() == before
@@ -327,6 +336,7 @@ class TestRolloutFaults:
         failed = time.monotonic() - t0
         assert r.returncode != 0
         out = r.stdout + r.stderr
+        assert_plain(out)
         # It exits before it listens, so no new instance is ever seen (a later crash would fail 'ready').
         assert re.search(r"kube-audit\[lab-master-1\]: the new kube-apiserver failed the '(new-process|ready)' "
                          r"check", out), out[-4000:]
@@ -363,6 +373,7 @@ class TestRolloutFaults:
         failed = time.monotonic() - t0
         assert r.returncode != 0
         out = r.stdout + r.stderr
+        assert_plain(out)
         # Master 2 is cut while master 1 changes. Its next step either opens a connection (the usual
         # case: master 2's turn comes after master 1's gate) or was already running on one; the
         # product names each cause in one sentence, and nothing else is accepted.
@@ -397,6 +408,7 @@ class TestRolloutFaults:
         failed = time.monotonic() - t0
         assert r.returncode != 0
         out = r.stdout + r.stderr
+        assert_plain(out)
         assert f"on root@{m2.ip}:22: the SSH connection was lost while the command ran" in out, out[-3000:]
         assert faults.snapshot()[m3.name] == before[m3.name], "master 3 was touched"
         # The node program carries on alone; its lock on the manifests dir says when it is done.
@@ -441,6 +453,7 @@ class TestRolloutFaults:
         failed = time.monotonic() - t0
         assert r.returncode != 0 and kills, (kills, r.stdout[-2000:])
         out = r.stdout + r.stderr
+        assert_plain(out)
         assert "kube-audit[lab-master-1]: the new kube-apiserver failed the 'ready' check" in out, out[-4000:]
         assert "the previous configuration is serving again" in out
         now = faults.snapshot()
@@ -475,6 +488,7 @@ class TestRolloutFaults:
             decoy.wait()
         failed = time.monotonic() - t0
         out = r.stdout + r.stderr
+        assert_plain(out)
         assert r.returncode != 0
         assert "kube-audit[lab-master-1]: the new kube-apiserver failed the 'new-process' check" in out, out[-4000:]
         assert "(python3) listens on the readiness port, not kube-apiserver" in out

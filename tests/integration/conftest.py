@@ -7,11 +7,13 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from lab import plugins
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -76,3 +78,21 @@ def ssh_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
     yield SshHost("127.0.0.1", port, d / "client_key", d / "known_hosts")
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def pulumi_home(tmp_path: Path) -> Iterator[Callable[[Path], dict[str, str]]]:
+    """make(toolchain bin) -> env for a throwaway PULUMI_HOME holding the toolchain's plugins, set up
+    as the lab's is (lab/plugins.py): the engine never takes a plugin from $PATH."""
+    homes: list[Path] = []
+
+    def make(tools: Path) -> dict[str, str]:
+        home = tmp_path / "home"
+        home.mkdir(exist_ok=True)
+        plugins.install(home, tools)
+        homes.append(home)
+        return {"PULUMI_HOME": str(home), **plugins.ENV}
+
+    yield make
+    for home in homes:  # ~160 MB of provider binary each, and pytest keeps the last runs' tmp dirs
+        shutil.rmtree(home / "plugins", ignore_errors=True)

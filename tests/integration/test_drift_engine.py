@@ -27,6 +27,9 @@ def test_hand_edit_is_named_in_preview_and_repaired(stack) -> None:  # type: ign
         assert found[0] == "local-1: --audit-policy-file missing from kube-apiserver.yaml", out
         assert found[1].startswith("local-1: policy file ") and " changed (sha256 " in found[1], out
         assert len(found) == 2, found
+        for reason in found:  # once, under the resource that repairs it, not again under the preflight check
+            assert out.count(f'"{reason}"') == 1, out
+        assert '"local-1 drifted: every master is checked again before the repair"' in out, out
     assert not planner.audit_enabled(manifest(etc)), "preview repaired nothing"
 
     pulumi("up", "--yes", "--skip-preview")

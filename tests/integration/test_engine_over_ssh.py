@@ -27,7 +27,7 @@ TOOLCHAIN = Path(os.environ.get("KUBE_AUDIT_CACHE", Path.home() / ".cache" / "ku
 
 
 @pytest.fixture
-def stack(tmp_path: Path, ssh_host: SshHost):  # type: ignore[no-untyped-def]
+def stack(tmp_path: Path, ssh_host: SshHost, pulumi_home):  # type: ignore[no-untyped-def]
     if not (TOOLCHAIN / "pulumi").exists():
         pytest.skip(f"no Pulumi CLI at {TOOLCHAIN} (scripts/setup.sh builds it)")
     etc = tmp_path / "etc"
@@ -40,7 +40,7 @@ def stack(tmp_path: Path, ssh_host: SshHost):  # type: ignore[no-untyped-def]
         # No .venv on PATH: the language host finds the program's venv from Pulumi.yaml itself.
         "PATH": f"{TOOLCHAIN}:{os.environ['PATH']}",
         "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
-        "PULUMI_HOME": str(tmp_path / "home"),
+        **pulumi_home(TOOLCHAIN),
         "PULUMI_CONFIG_PASSPHRASE": "",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
@@ -56,6 +56,7 @@ def stack(tmp_path: Path, ssh_host: SshHost):  # type: ignore[no-untyped-def]
             raise AssertionError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    pulumi.env = env  # type: ignore[attr-defined]  # for the Automation API (test_plain_errors_engine)
     pulumi("stack", "init")
     host_key = ssh_host.known_hosts.read_text().split(" ", 1)[1].strip()
     config = {
@@ -84,10 +85,13 @@ def test_preview_up_noop_disable_destroy(stack) -> None:  # type: ignore[no-unty
 
     preview = pulumi("preview", "--diff")
     assert "--audit-policy-file=" in preview.stdout and "auditEnabled" in preview.stdout
+    # No warning about this machine rather than the stack: plugins come from PULUMI_HOME (lab/plugins.py).
+    assert "from $PATH" not in preview.stdout + preview.stderr, preview.stdout + preview.stderr
     assert (etc / "manifests" / "kube-apiserver.yaml").read_bytes() == before, "preview runs nothing"
     assert not (etc / "audit-policy").exists() and not (tmp / "node").exists()
 
-    pulumi("up", "--yes", "--skip-preview")
+    up = pulumi("up", "--yes", "--skip-preview")
+    assert "from $PATH" not in up.stdout + up.stderr, up.stdout + up.stderr
     assert planner.audit_enabled(manifest(etc))
     assert (etc / "audit-policy" / "apiserver-audit-policy.yaml").stat().st_mode & 0o777 == 0o600
     outputs = json.loads(pulumi("stack", "output", "--json").stdout)

@@ -35,7 +35,7 @@ def test_shim_go_tests() -> None:
 
 
 @pytest.fixture
-def pulumi(tmp_path: Path):  # type: ignore[no-untyped-def]
+def pulumi(tmp_path: Path, pulumi_home):  # type: ignore[no-untyped-def]
     tools = toolchain_bin()
     missing = [n for n in ("pulumi", "pulumi-language-python", "pulumi-language-python-legacy")
                if not (tools / n).exists()]
@@ -51,7 +51,7 @@ def pulumi(tmp_path: Path):  # type: ignore[no-untyped-def]
         "HOME": str(tmp_path),
         "PATH": f"{ambient}:{tools}:/usr/bin:/bin",
         "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
-        "PULUMI_HOME": str(tmp_path / "home"),
+        **pulumi_home(tools),
         "PULUMI_CONFIG_PASSPHRASE": "",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
@@ -78,6 +78,7 @@ def test_program_and_pack_run_in_their_virtualenvs(pulumi) -> None:  # type: ign
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "ambient python used" not in out, out
+    assert "from $PATH" not in out, out
     assert "kube-audit-guardrails@v0.1.0" in out, f"the engine did not run the pack:\n{out}"
 
     r = pulumi("config", "set", "kube-audit:log", '{"maxSize": 0}')

@@ -9,6 +9,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from components.plain_errors import PlainError
 from components.ssh import Connection, RemoteCommandProvider, RemoteFileProvider
 
 from .conftest import SshHost
@@ -53,13 +54,15 @@ def test_wrong_host_key_is_refused(conn: Connection) -> None:
     fake = f"ssh-ed25519 {other.get_base64()}" if other else \
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3Vq4b1cW6f7cZbGg1oQm0k3b8e1pH5w2Xn2mY9q1Zr"
     bad = {**props(conn), "hostKey": fake}
-    with pytest.raises(paramiko.BadHostKeyException):
+    with pytest.raises(PlainError, match=rf"on {conn.label}: the host key does not match this master's hostKey") as info:
         RemoteCommandProvider().create({"connection": bad, "create": "true"})
+    assert isinstance(info.value.__cause__, paramiko.BadHostKeyException)
+    assert "set hostKey to it" in str(info.value), "the fix is named"
 
 
 def test_unreadable_key_error_does_not_echo_the_key(conn: Connection) -> None:
     bad = {**props(conn), "privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n-----END OPENSSH PRIVATE KEY-----\n"}
-    with pytest.raises(ValueError, match="could not be read") as info:
+    with pytest.raises(PlainError, match="could not be read") as info:
         RemoteCommandProvider().create({"connection": bad, "create": "true"})
     assert "c2VjcmV0" not in str(info.value)
 
@@ -81,6 +84,19 @@ def test_file_upload_is_atomic_with_mode(conn: Connection, tmp_path: Path) -> No
     assert remote.read_bytes() == source.read_bytes() and remote.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in remote.parent.iterdir()) == ["program.pyz"]
     assert RemoteFileProvider().diff(created.id, created.outs, {**inputs, "source": "/moved/program.pyz"}).changes is False
+
+
+def test_a_failed_copy_is_a_plain_error_and_leaves_the_file(conn: Connection, tmp_path: Path) -> None:
+    source = tmp_path / "program.pyz"
+    source.write_bytes(b"new")
+    remote = tmp_path / "remote" / "program.pyz"
+    (remote.parent / ".program.pyz.upload").mkdir(parents=True)  # the dot-file's name is taken: SFTP refuses
+    remote.write_bytes(b"old")
+    inputs = {"connection": props(conn), "source": str(source), "remotePath": str(remote), "mode": "0640",
+              "sha256": "x"}
+    with pytest.raises(PlainError, match=rf"on {conn.label}: cannot copy {source} to {remote}: .*is as it was"):
+        RemoteFileProvider().create(inputs)
+    assert remote.read_bytes() == b"old"
 
 
 def _children(pid: int) -> list[int]:

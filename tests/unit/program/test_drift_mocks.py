@@ -130,11 +130,16 @@ def test_a_drift_only_repair_reruns_every_preflight_check_first() -> None:
     readings = {"master-1": Reading(node()), "master-2": Reading(node(drop="--audit-policy-file")),
                 "master-3": Reading(node(policy_sha="f" * 64))}
     _, rec, _ = build(reader=FakeReader(readings))
-    wanted = sorted(drift_of(rec, "audit-apiserver-master-2-manifest") + drift_of(rec, "audit-policy-master-3"))
-    assert len(wanted) == 2
-    # The reasons of every master reach every master's check: its inputs change, so the engine runs
-    # it again, and the repair (which depends on all checks) waits for every check to pass.
+    reasons = drift_of(rec, "audit-apiserver-master-2-manifest") + drift_of(rec, "audit-policy-master-3")
+    assert len(reasons) == 2
+    # Every master's check learns which masters drifted: its inputs change, so the engine runs it
+    # again, and the repair (which depends on all checks) waits for every check to pass.
     for i in (1, 2, 3):
-        assert drift_of(rec, f"audit-preflight-master-{i}") == wanted, i
+        assert drift_of(rec, f"audit-preflight-master-{i}") == [
+            "master-2 drifted: every master is checked again before the repair",
+            "master-3 drifted: every master is checked again before the repair"], i
+    # Each reason is shown once, under the resource that repairs it (and so under its own master).
+    shown = [r for props in rec.values() for key in ("drift", "repair") for r in props.props.get(key) or []]
+    assert sorted(r for r in shown if r in reasons) == sorted(reasons)
     _, rec, _ = build(reader=FakeReader({m: Reading(node()) for m in ("master-1", "master-2", "master-3")}))
     assert all(drift_of(rec, f"audit-preflight-master-{i}") == [] for i in (1, 2, 3))
