@@ -9,16 +9,14 @@ tests drive; `load_settings` is the thin Pulumi-facing wrapper.
 from __future__ import annotations
 
 import json
+import math
 import posixpath
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -32,82 +30,38 @@ from components.manifest.desired import (
     DEFAULT_MANIFEST,
     DEFAULT_POLICY_DIR,
     DEFAULT_POLICY_FILE,
+    MAX_AUDIT_LOG_MAXAGE,
+    MAX_AUDIT_LOG_MAXBACKUP,
+    MAX_AUDIT_LOG_MAXSIZE,
+    MAX_WAIT_SECONDS,
     AuditState,
+    http_url_problem,
 )
 from components.policy import PolicyError, load_policy_file, policy_hash
 from components.policy.profiles import resolve_policy
+from components.settings_base import Strict
+from components.settings_masters import Master, host_identity
+from components.settings_paths import AbsPath, DirPath, FileName, FilePath, dirs_apart_problems
 
 NAMESPACE = "kube-audit"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+MAX_HISTORY_HOURS = MAX_AUDIT_LOG_MAXAGE * 24
 
 
 class SettingsError(ValueError):
     """Invalid stack configuration; the message names each offending key."""
 
 
-def _normalise(value: str) -> str:
-    """`/etc/kubernetes//manifests/` -> `/etc/kubernetes/manifests`; `..` is refused, not resolved.
-
-    Lexical `..` resolution can disagree with the real path when a component is a symlink, and
-    every overlap check below compares paths, so a path must say plainly where it is.
-    """
-    if "\0" in value:
-        raise ValueError("must not contain a NUL byte")
-    parts = [p for p in value.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ValueError("must not contain '..' (write the path it leads to)")
-    return "/" + "/".join(parts)
-
-
-AbsPath = Annotated[str, Field(pattern=r"^/"), AfterValidator(_normalise)]
-
-
-def _not_root(value: str) -> str:
-    if value == "/":
-        raise ValueError("must be a directory below /, not / itself")
-    return value
-
-
-DirPath = Annotated[AbsPath, AfterValidator(_not_root)]
-
-
-def _file_name(value: str) -> str:
-    if value in (".", ".."):
-        raise ValueError("must be a file name, not '.' or '..'")
-    return value
-
-
-class _Strict(BaseModel):
-    # Strict: YAML `maxAge: "30"` is a typo waiting to happen, and unknown keys are refused because a
-    # misspelled optional key would otherwise silently fall back to its default.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class Master(_Strict):
-    """One control-plane node reached over SSH."""
-
-    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63)]
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
-    user: Annotated[str, Field(min_length=1)] = "root"
-    host_key: str | None = Field(default=None, alias="hostKey")
-
-    @field_validator("host_key")
-    @classmethod
-    def _public_key_line(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(ssh|ecdsa|sk)-[\w@.-]+ [A-Za-z0-9+/=]+( .*)?$", value.strip()):
-            raise ValueError("must be an OpenSSH public host key line, e.g. 'ssh-ed25519 AAAA...'")
-        return value.strip() if value else value
-
-
-class LogSettings(_Strict):
+class LogSettings(Strict):
     """Where and how much the apiserver logs; defaults are the DCE guide's."""
 
-    path: AbsPath = DEFAULT_LOG_PATH
+    path: FilePath = DEFAULT_LOG_PATH
     host_dir: DirPath = Field(default=DEFAULT_LOG_HOST_DIR, alias="hostDir")
-    max_age: Annotated[int, Field(ge=0)] = Field(default=30, alias="maxAge")
-    max_backup: Annotated[int, Field(ge=0)] = Field(default=1, alias="maxBackup")
-    max_size: Annotated[int, Field(ge=0)] = Field(default=100, alias="maxSize")
+    # Bounded by what kube-apiserver runs with (the Go int flags and lumberjack's int64 arithmetic,
+    # see components/manifest/desired.py): past these it exits, or rotates wrongly, after the write.
+    max_age: Annotated[int, Field(ge=0, le=MAX_AUDIT_LOG_MAXAGE)] = Field(default=30, alias="maxAge")
+    max_backup: Annotated[int, Field(ge=0, le=MAX_AUDIT_LOG_MAXBACKUP)] = Field(default=1, alias="maxBackup")
+    max_size: Annotated[int, Field(ge=0, le=MAX_AUDIT_LOG_MAXSIZE)] = Field(default=100, alias="maxSize")
     format: Literal["json", "legacy"] | None = None
     mode: Literal["blocking", "blocking-strict", "batch"] | None = None
     compress: bool | None = None
@@ -115,18 +69,17 @@ class LogSettings(_Strict):
     @field_validator("path")
     @classmethod
     def _file_in_a_dir(cls, value: str) -> str:
-        if value.endswith("/") or posixpath.dirname(value) == "/":
+        if posixpath.dirname(value) == "/":
             raise ValueError("must be a file inside a directory (the directory is mounted, not the file)")
         return value
 
 
-class PathSettings(_Strict):
+class PathSettings(Strict):
     """Where things live on each master."""
 
     policy_dir: DirPath = Field(default=DEFAULT_POLICY_DIR, alias="policyDir")
-    policy_file: Annotated[str, Field(pattern=r"^[^/]+$"), AfterValidator(_file_name)] = Field(
-        default=DEFAULT_POLICY_FILE, alias="policyFile")
-    manifest: AbsPath = DEFAULT_MANIFEST
+    policy_file: FileName = Field(default=DEFAULT_POLICY_FILE, alias="policyFile")
+    manifest: FilePath = DEFAULT_MANIFEST
     backup_dir: DirPath = Field(default=DEFAULT_BACKUP_DIR, alias="backupDir")
     node_program_dir: DirPath = Field(default="/var/lib/kube-audit", alias="nodeProgramDir")
 
@@ -138,22 +91,33 @@ class PathSettings(_Strict):
         return value
 
 
-class RolloutSettings(_Strict):
+class RolloutSettings(Strict):
     """How long each master may take; the next master starts only after this one is ready."""
 
-    restart_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=90, alias="restartTimeoutSeconds")
-    ready_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=180, alias="readyTimeoutSeconds")
+    restart_timeout_seconds: Annotated[int, Field(gt=0, le=MAX_WAIT_SECONDS)] = Field(
+        default=90, alias="restartTimeoutSeconds")
+    ready_timeout_seconds: Annotated[int, Field(gt=0, le=MAX_WAIT_SECONDS)] = Field(
+        default=180, alias="readyTimeoutSeconds")
     readiness_url: str | None = Field(default=None, alias="readinessUrl")
     # Our timestamped manifest backups in paths.backupDir: the newest this many are kept.
     keep_backups: Annotated[int, Field(ge=1, le=1000)] = Field(default=5, alias="keepBackups")
     # The new-instance gate and the whole-cluster preflight (see components/manifest/gate.py).
     ready_consecutive: Annotated[int, Field(ge=1, le=100)] = Field(default=3, alias="readyConsecutive")
-    audit_write_timeout_seconds: Annotated[int, Field(ge=0)] = Field(default=60, alias="auditWriteTimeoutSeconds")
+    audit_write_timeout_seconds: Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS)] = Field(
+        default=60, alias="auditWriteTimeoutSeconds")
     log_space_margin_mb: Annotated[int, Field(ge=0)] = Field(default=64, alias="logSpaceMarginMb")
     pod_log_dir: AbsPath = Field(default="/var/log/pods", alias="podLogDir")
 
+    @field_validator("readiness_url")
+    @classmethod
+    def _probe_url(cls, value: str | None) -> str | None:
+        problem = None if value is None else http_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
-class InsightAgentSettings(_Strict):
+
+class InsightAgentSettings(Strict):
     """The insight-agent Helm release whose FluentBit ships the audit log."""
 
     enabled: bool = True
@@ -173,20 +137,20 @@ class InsightAgentSettings(_Strict):
     timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=300, alias="timeoutSeconds")
 
 
-class DriftSettings(_Strict):
+class DriftSettings(Strict):
     """Reading each master at every preview and up, to show drift (README "Drift")."""
 
     read: bool = True
     timeout_seconds: Annotated[int, Field(gt=0, le=300)] = Field(default=20, alias="timeoutSeconds")
 
 
-class KubeadmSettings(_Strict):
+class KubeadmSettings(Strict):
     """Mirroring the audit flags and mounts into kube-system/kubeadm-config (README "kubeadm")."""
 
     persist: bool = True
 
 
-class PolicySource(_Strict):
+class PolicySource(Strict):
     """The validated audit policy: its text is what lands on every master."""
 
     name: str
@@ -195,7 +159,7 @@ class PolicySource(_Strict):
     sha256: str
 
 
-class Settings(_Strict):
+class Settings(Strict):
     """The whole stack, typed. Built once; passed down to the components."""
 
     stack: str
@@ -291,18 +255,25 @@ def _masters(raw: Mapping[str, str]) -> tuple[Master, ...]:
     if not items:
         raise SettingsError(f"{_key('masters')}: the list is empty; name at least one control-plane node")
     masters = tuple(_model(Master, item, "masters", i) for i, item in enumerate(items))
-    for attr in ("name", "host"):
+    # Hosts compare as hosts (`Master-1.lan` is `master-1.lan`, `::1` is `0:0::1`): one machine listed
+    # twice would have its manifest changed twice in one rollout, and count twice in every quorum.
+    for attr, identity in (("name", str), ("host", host_identity)):
         seen: dict[str, int] = {}
         for i, master in enumerate(masters):
-            value = getattr(master, attr)
-            if value in seen:
-                raise SettingsError(f"{_key('masters', i, attr)}: {value!r} duplicates masters[{seen[value]}]")
-            seen[value] = i
+            value, same = getattr(master, attr), identity(getattr(master, attr))
+            if same in seen:
+                first = getattr(masters[seen[same]], attr)
+                also = "" if first == value else f" ({first!r}, the same host)"
+                raise SettingsError(f"{_key('masters', i, attr)}: {value!r} duplicates masters[{seen[same]}]{also}")
+            seen[same] = i
     return masters
 
 
 def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
     name = raw.get("policy", "dce-default")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise SettingsError(f"{_key('policy')}: must be a profile name or a file path, without control characters "
+                            "(NUL, newline, ...)")
     try:
         path = resolve_policy(name, base_dir)
     except ValueError as exc:
@@ -314,17 +285,7 @@ def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
     return PolicySource(name=name, path=str(path), text=policy.text, sha256=policy_hash(policy))
 
 
-def _overlap(a: str, b: str) -> bool:
-    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
-
-
 def _check_dirs_apart(log: LogSettings, paths: PathSettings) -> None:
-    """Every directory we write to or mount is its own: no two are the same or nested.
-
-    The kubelet runs every non-dot file in the manifests dir (a backup or the policy there starts
-    a second pod or is parsed as one); the policy dir is mounted read-only, so logs in it could not
-    be written; audit logs are evidence and share their dir with nothing we write.
-    """
     on_host = {
         "paths.manifest (its directory)": posixpath.dirname(paths.manifest),
         "paths.policyDir": paths.policy_dir,
@@ -333,17 +294,8 @@ def _check_dirs_apart(log: LogSettings, paths: PathSettings) -> None:
         "log.hostDir": log.host_dir,
     }
     in_container = {"log.path (its directory)": posixpath.dirname(log.path), "paths.policyDir": paths.policy_dir}
-    problems = []
-    for where, dirs in (("on the master", on_host), ("inside the apiserver container", in_container)):
-        names = list(dirs)
-        for i, first in enumerate(names):
-            for second in names[i + 1:]:
-                if _overlap(dirs[first], dirs[second]):
-                    why = (" (the kubelet runs every non-dot file in the manifests dir)"
-                           if first.startswith("paths.manifest") else "")
-                    problems.append(f"{_key(*second.split(' ')[0].split('.'))}: {dirs[second]} overlaps "
-                                    f"{_key(*first.split(' ')[0].split('.'))} ({dirs[first]}) {where}; each must "
-                                    f"be a directory of its own, neither inside the other{why}")
+    log_dirs = {"log.path (its directory)": posixpath.dirname(log.path), "log.hostDir": log.host_dir}
+    problems = dirs_apart_problems(NAMESPACE, on_host, in_container, log_dirs)
     if problems:
         raise SettingsError("\n".join(problems))
 
@@ -374,8 +326,11 @@ def _hours(raw: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw[name])
     except ValueError:
         raise SettingsError(f"{_key(name)}: expected a number of hours, got {raw[name]!r}") from None
-    if not value >= 0:
-        raise SettingsError(f"{_key(name)}: must be 0 or more hours, got {raw[name]!r}")
+    # NaN and inf parse as floats: NaN compares false with everything (the check would never fire),
+    # and no rotation keeps more than the longest --audit-log-maxage.
+    if not (math.isfinite(value) and 0 <= value <= MAX_HISTORY_HOURS):
+        raise SettingsError(f"{_key(name)}: must be 0 or more hours, at most {MAX_HISTORY_HOURS} (the longest "
+                            f"log.maxAge), got {raw[name]!r}")
     return value
 
 
