@@ -40,7 +40,8 @@ from components.manifest.desired import (
 from components.policy import PolicyError, load_policy_file, policy_hash
 from components.policy.profiles import resolve_policy
 from components.settings_base import Strict
-from components.settings_masters import Master, host_identity
+from components.settings_masters import Master as Master  # re-exported: one control-plane node
+from components.settings_masters import host_identity
 from components.settings_paths import AbsPath, DirPath, FileName, FilePath, dirs_apart_problems
 
 NAMESPACE = "kube-audit"

@@ -16,9 +16,9 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 # Directories kubeadm owns or mounts into kube-apiserver (cmd/kubeadm/app/phases/controlplane/volumes.go,
 # caCertsVolumePath and caCertsExtraVolumePaths; in a manifest: k8s-certs, ca-certs, etc-pki,
-# etc-ca-certificates, usr-share-ca-certificates, usr-local-share-ca-certificates). An audit log dir there would be mounted over (or under) one of
-# those volumes, so the planner could not tell our mount from kubeadm's, and audit logs would land
-# among certificates and kubeconfigs.
+# etc-ca-certificates, usr-share-ca-certificates, usr-local-share-ca-certificates). An audit log dir
+# there would be mounted over (or under) one of those volumes, so the planner could not tell our
+# mount from kubeadm's, and audit logs would land among certificates and kubeconfigs.
 KUBEADM_DIRS: Mapping[str, str] = {
     "/etc/kubernetes": "kubeadm's own dir (manifests, certificates as the k8s-certs mount, kubeconfigs)",
     "/etc/ssl/certs": "mounted into kube-apiserver by kubeadm as ca-certs",

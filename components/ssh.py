@@ -15,7 +15,6 @@ Preview calls only `check`/`diff`: nothing runs on a node.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import posixpath
@@ -33,6 +32,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from components.drift.props import drift_props, pending, with_hidden
+from components.settings_masters import host_key_from_line
 
 # Inputs whose change means "run again"; everything else (e.g. stdout) is an output.
 # `drift` holds the reasons the program found on the node (components/drift); a successful run
@@ -94,8 +94,7 @@ def _load_key(text: str, password: str | None) -> paramiko.PKey:
 def open_client(conn: Connection, attempts: int = 5, timeout: float = 15) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     if conn.host_key:
-        kind, blob = conn.host_key.split()[:2]
-        key = paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
+        kind, key = host_key_from_line(conn.host_key)  # the parse settings already checked
         name = conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
         client.get_host_keys().add(name, kind, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())

@@ -198,9 +198,9 @@ def _int_in(low: int, high: int) -> Callable[[Any], bool]:
 def _seconds(low_exclusive: bool) -> Callable[[Any], bool]:
     # JSON's NaN and Infinity parse as floats: a wait must be a finite number of seconds.
     def ok(v: Any) -> bool:
-        if not (_is_int(v) or isinstance(v, float)) or not math.isfinite(v):
+        if not (_is_int(v) or (isinstance(v, float) and math.isfinite(v))):
             return False
-        return (v > 0 if low_exclusive else v >= 0) and v <= MAX_WAIT_SECONDS
+        return bool((v > 0 if low_exclusive else v >= 0) and v <= MAX_WAIT_SECONDS)
     return ok
 
 
