@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +48,7 @@ from components.settings_paths import AbsPath, DirPath, FileName, FilePath, dirs
 NAMESPACE = "kube-audit"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MAX_HISTORY_HOURS = MAX_AUDIT_LOG_MAXAGE * 24
+MAX_STACK_FILE_BYTES = 1 << 20
 
 
 class SettingsError(ValueError):
@@ -316,6 +318,9 @@ def _volume_sample(raw: Mapping[str, str], base_dir: Path) -> tuple[str, ...]:
         path = path if path.is_absolute() else base_dir / path
         if not path.is_file():
             raise SettingsError(f"{key}: {item}: no such file (an audit log sample: JSON lines, plain or .gz)")
+        if not os.access(path, os.R_OK):
+            # Read at every preview (components/volume/stack.py): refused here, naming the key.
+            raise SettingsError(f"{key}: {item}: not readable by this user")
         paths.append(str(path))
     return tuple(paths)
 
@@ -424,17 +429,30 @@ def load_settings() -> Settings:
 def stack_file_log_settings(path: Path) -> tuple[LogSettings, int]:
     """`log` settings and the number of masters from a stack file (`Pulumi.<stack>.yaml`), for `volume`.
 
-    Only these two keys are read; secrets and everything else are left alone. Errors name the key.
+    Only these two keys are read; secrets and everything else are left alone. Errors name the file and the key.
     """
     import yaml
 
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"{path}: not a readable stack file ({exc})") from None
+        with open(path, "rb") as handle:
+            # A stack file is a few KiB; one byte past the cap tells "too big" without reading more.
+            data = handle.read(MAX_STACK_FILE_BYTES + 1)
+        if len(data) > MAX_STACK_FILE_BYTES:
+            raise OSError(f"over {MAX_STACK_FILE_BYTES} bytes")
+        doc = yaml.safe_load(data.decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start}); not a stack file") from None
+    except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        # ValueError: a path the OS cannot take (NUL); RecursionError: YAML nested past Python's stack.
+        what = "nested too deeply" if isinstance(exc, RecursionError) else (
+            exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
+        raise SettingsError(f"{path}: not a readable stack file ({what})") from None
     config = doc.get("config") if isinstance(doc, dict) else None
     config = config if isinstance(config, dict) else {}
     log = config.get(f"{NAMESPACE}:log", {})
-    settings = _model(LogSettings, log if isinstance(log, dict) else {}, "log")
+    try:
+        settings = _model(LogSettings, log if isinstance(log, dict) else {}, "log")
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
     masters = config.get(f"{NAMESPACE}:masters")
     return settings, len(masters) if isinstance(masters, list) and masters else 1
