@@ -9,184 +9,42 @@ tests drive; `load_settings` is the thin Pulumi-facing wrapper.
 from __future__ import annotations
 
 import json
+import math
+import os
 import posixpath
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
-from components.manifest.desired import (
-    DEFAULT_BACKUP_DIR,
-    DEFAULT_LOG_HOST_DIR,
-    DEFAULT_LOG_PATH,
-    DEFAULT_MANIFEST,
-    DEFAULT_POLICY_DIR,
-    DEFAULT_POLICY_FILE,
-    AuditState,
-)
+from components.manifest.desired import MAX_AUDIT_LOG_MAXAGE, AuditState
 from components.policy import PolicyError, load_policy_file, policy_hash
 from components.policy.profiles import resolve_policy
+from components.settings_base import Strict
+from components.settings_masters import Master as Master  # re-exported: one control-plane node
+from components.settings_masters import host_identity
+from components.settings_paths import dirs_apart_problems
+
+# Re-exported: the components import each key's model from here.
+from components.settings_sections import DriftSettings as DriftSettings
+from components.settings_sections import InsightAgentSettings as InsightAgentSettings
+from components.settings_sections import KubeadmSettings as KubeadmSettings
+from components.settings_sections import LogSettings as LogSettings
+from components.settings_sections import PathSettings as PathSettings
+from components.settings_sections import RolloutSettings as RolloutSettings
 
 NAMESPACE = "kube-audit"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+MAX_HISTORY_HOURS = MAX_AUDIT_LOG_MAXAGE * 24
+MAX_STACK_FILE_BYTES = 1 << 20
 
 
 class SettingsError(ValueError):
     """Invalid stack configuration; the message names each offending key."""
 
 
-def _normalise(value: str) -> str:
-    """`/etc/kubernetes//manifests/` -> `/etc/kubernetes/manifests`; `..` is refused, not resolved.
-
-    Lexical `..` resolution can disagree with the real path when a component is a symlink, and
-    every overlap check below compares paths, so a path must say plainly where it is.
-    """
-    if "\0" in value:
-        raise ValueError("must not contain a NUL byte")
-    parts = [p for p in value.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ValueError("must not contain '..' (write the path it leads to)")
-    return "/" + "/".join(parts)
-
-
-AbsPath = Annotated[str, Field(pattern=r"^/"), AfterValidator(_normalise)]
-
-
-def _not_root(value: str) -> str:
-    if value == "/":
-        raise ValueError("must be a directory below /, not / itself")
-    return value
-
-
-DirPath = Annotated[AbsPath, AfterValidator(_not_root)]
-
-
-def _file_name(value: str) -> str:
-    if value in (".", ".."):
-        raise ValueError("must be a file name, not '.' or '..'")
-    return value
-
-
-class _Strict(BaseModel):
-    # Strict: YAML `maxAge: "30"` is a typo waiting to happen, and unknown keys are refused because a
-    # misspelled optional key would otherwise silently fall back to its default.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class Master(_Strict):
-    """One control-plane node reached over SSH."""
-
-    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63)]
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
-    user: Annotated[str, Field(min_length=1)] = "root"
-    host_key: str | None = Field(default=None, alias="hostKey")
-
-    @field_validator("host_key")
-    @classmethod
-    def _public_key_line(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(ssh|ecdsa|sk)-[\w@.-]+ [A-Za-z0-9+/=]+( .*)?$", value.strip()):
-            raise ValueError("must be an OpenSSH public host key line, e.g. 'ssh-ed25519 AAAA...'")
-        return value.strip() if value else value
-
-
-class LogSettings(_Strict):
-    """Where and how much the apiserver logs; defaults are the DCE guide's."""
-
-    path: AbsPath = DEFAULT_LOG_PATH
-    host_dir: DirPath = Field(default=DEFAULT_LOG_HOST_DIR, alias="hostDir")
-    max_age: Annotated[int, Field(ge=0)] = Field(default=30, alias="maxAge")
-    max_backup: Annotated[int, Field(ge=0)] = Field(default=1, alias="maxBackup")
-    max_size: Annotated[int, Field(ge=0)] = Field(default=100, alias="maxSize")
-    format: Literal["json", "legacy"] | None = None
-    mode: Literal["blocking", "blocking-strict", "batch"] | None = None
-    compress: bool | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _file_in_a_dir(cls, value: str) -> str:
-        if value.endswith("/") or posixpath.dirname(value) == "/":
-            raise ValueError("must be a file inside a directory (the directory is mounted, not the file)")
-        return value
-
-
-class PathSettings(_Strict):
-    """Where things live on each master."""
-
-    policy_dir: DirPath = Field(default=DEFAULT_POLICY_DIR, alias="policyDir")
-    policy_file: Annotated[str, Field(pattern=r"^[^/]+$"), AfterValidator(_file_name)] = Field(
-        default=DEFAULT_POLICY_FILE, alias="policyFile")
-    manifest: AbsPath = DEFAULT_MANIFEST
-    backup_dir: DirPath = Field(default=DEFAULT_BACKUP_DIR, alias="backupDir")
-    node_program_dir: DirPath = Field(default="/var/lib/kube-audit", alias="nodeProgramDir")
-
-    @field_validator("manifest")
-    @classmethod
-    def _manifest_in_a_dir(cls, value: str) -> str:
-        if posixpath.dirname(value) == "/":
-            raise ValueError("must be a file inside the kubelet's static-pod directory")
-        return value
-
-
-class RolloutSettings(_Strict):
-    """How long each master may take; the next master starts only after this one is ready."""
-
-    restart_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=90, alias="restartTimeoutSeconds")
-    ready_timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=180, alias="readyTimeoutSeconds")
-    readiness_url: str | None = Field(default=None, alias="readinessUrl")
-    # Our timestamped manifest backups in paths.backupDir: the newest this many are kept.
-    keep_backups: Annotated[int, Field(ge=1, le=1000)] = Field(default=5, alias="keepBackups")
-    # The new-instance gate and the whole-cluster preflight (see components/manifest/gate.py).
-    ready_consecutive: Annotated[int, Field(ge=1, le=100)] = Field(default=3, alias="readyConsecutive")
-    audit_write_timeout_seconds: Annotated[int, Field(ge=0)] = Field(default=60, alias="auditWriteTimeoutSeconds")
-    log_space_margin_mb: Annotated[int, Field(ge=0)] = Field(default=64, alias="logSpaceMarginMb")
-    pod_log_dir: AbsPath = Field(default="/var/log/pods", alias="podLogDir")
-
-
-class InsightAgentSettings(_Strict):
-    """The insight-agent Helm release whose FluentBit ships the audit log."""
-
-    enabled: bool = True
-    namespace: str = "insight-system"
-    release: str = "insight-agent"
-    chart: Annotated[str, Field(min_length=1)] = "insight-agent"
-    # DCE's procedure adds this alias (`helm repo add insight-release ...`) before its `helm upgrade`.
-    repository: Annotated[str, Field(min_length=1)] = "insight-release"
-    version: Annotated[str, Field(min_length=1)] | None = None
-    adopt: bool = True
-    collect_global_management_audit: bool = Field(default=True, alias="collectGlobalManagementAudit")
-    # An assumption about the insight-agent chart (see README); a setting so it can be pointed elsewhere.
-    global_management_audit_value: Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] = Field(
-        default="global.exporters.auditLog.ghippoAudit.enabled", alias="globalManagementAuditValue")
-    fluent_bit_daemon_set: str = Field(default="insight-agent-fluent-bit", alias="fluentBitDaemonSet")
-    skip_await: bool = Field(default=False, alias="skipAwait")
-    timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=300, alias="timeoutSeconds")
-
-
-class DriftSettings(_Strict):
-    """Reading each master at every preview and up, to show drift (README "Drift")."""
-
-    read: bool = True
-    timeout_seconds: Annotated[int, Field(gt=0, le=300)] = Field(default=20, alias="timeoutSeconds")
-
-
-class KubeadmSettings(_Strict):
-    """Mirroring the audit flags and mounts into kube-system/kubeadm-config (README "kubeadm")."""
-
-    persist: bool = True
-
-
-class PolicySource(_Strict):
+class PolicySource(Strict):
     """The validated audit policy: its text is what lands on every master."""
 
     name: str
@@ -195,7 +53,7 @@ class PolicySource(_Strict):
     sha256: str
 
 
-class Settings(_Strict):
+class Settings(Strict):
     """The whole stack, typed. Built once; passed down to the components."""
 
     stack: str
@@ -291,18 +149,25 @@ def _masters(raw: Mapping[str, str]) -> tuple[Master, ...]:
     if not items:
         raise SettingsError(f"{_key('masters')}: the list is empty; name at least one control-plane node")
     masters = tuple(_model(Master, item, "masters", i) for i, item in enumerate(items))
-    for attr in ("name", "host"):
+    # Hosts compare as hosts (`Master-1.lan` is `master-1.lan`, `::1` is `0:0::1`): one machine listed
+    # twice would have its manifest changed twice in one rollout, and count twice in every quorum.
+    for attr, identity in (("name", str), ("host", host_identity)):
         seen: dict[str, int] = {}
         for i, master in enumerate(masters):
-            value = getattr(master, attr)
-            if value in seen:
-                raise SettingsError(f"{_key('masters', i, attr)}: {value!r} duplicates masters[{seen[value]}]")
-            seen[value] = i
+            value, same = getattr(master, attr), identity(getattr(master, attr))
+            if same in seen:
+                first = getattr(masters[seen[same]], attr)
+                also = "" if first == value else f" ({first!r}, the same host)"
+                raise SettingsError(f"{_key('masters', i, attr)}: {value!r} duplicates masters[{seen[same]}]{also}")
+            seen[same] = i
     return masters
 
 
 def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
     name = raw.get("policy", "dce-default")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise SettingsError(f"{_key('policy')}: must be a profile name or a file path, without control characters "
+                            "(NUL, newline, ...)")
     try:
         path = resolve_policy(name, base_dir)
     except ValueError as exc:
@@ -314,17 +179,7 @@ def _policy(raw: Mapping[str, str], base_dir: Path) -> PolicySource:
     return PolicySource(name=name, path=str(path), text=policy.text, sha256=policy_hash(policy))
 
 
-def _overlap(a: str, b: str) -> bool:
-    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
-
-
 def _check_dirs_apart(log: LogSettings, paths: PathSettings) -> None:
-    """Every directory we write to or mount is its own: no two are the same or nested.
-
-    The kubelet runs every non-dot file in the manifests dir (a backup or the policy there starts
-    a second pod or is parsed as one); the policy dir is mounted read-only, so logs in it could not
-    be written; audit logs are evidence and share their dir with nothing we write.
-    """
     on_host = {
         "paths.manifest (its directory)": posixpath.dirname(paths.manifest),
         "paths.policyDir": paths.policy_dir,
@@ -333,17 +188,8 @@ def _check_dirs_apart(log: LogSettings, paths: PathSettings) -> None:
         "log.hostDir": log.host_dir,
     }
     in_container = {"log.path (its directory)": posixpath.dirname(log.path), "paths.policyDir": paths.policy_dir}
-    problems = []
-    for where, dirs in (("on the master", on_host), ("inside the apiserver container", in_container)):
-        names = list(dirs)
-        for i, first in enumerate(names):
-            for second in names[i + 1:]:
-                if _overlap(dirs[first], dirs[second]):
-                    why = (" (the kubelet runs every non-dot file in the manifests dir)"
-                           if first.startswith("paths.manifest") else "")
-                    problems.append(f"{_key(*second.split(' ')[0].split('.'))}: {dirs[second]} overlaps "
-                                    f"{_key(*first.split(' ')[0].split('.'))} ({dirs[first]}) {where}; each must "
-                                    f"be a directory of its own, neither inside the other{why}")
+    log_dirs = {"log.path (its directory)": posixpath.dirname(log.path), "log.hostDir": log.host_dir}
+    problems = dirs_apart_problems(NAMESPACE, on_host, in_container, log_dirs)
     if problems:
         raise SettingsError("\n".join(problems))
 
@@ -363,6 +209,9 @@ def _volume_sample(raw: Mapping[str, str], base_dir: Path) -> tuple[str, ...]:
         path = path if path.is_absolute() else base_dir / path
         if not path.is_file():
             raise SettingsError(f"{key}: {item}: no such file (an audit log sample: JSON lines, plain or .gz)")
+        if not os.access(path, os.R_OK):
+            # Read at every preview (components/volume/stack.py): refused here, naming the key.
+            raise SettingsError(f"{key}: {item}: not readable by this user")
         paths.append(str(path))
     return tuple(paths)
 
@@ -374,8 +223,11 @@ def _hours(raw: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw[name])
     except ValueError:
         raise SettingsError(f"{_key(name)}: expected a number of hours, got {raw[name]!r}") from None
-    if not value >= 0:
-        raise SettingsError(f"{_key(name)}: must be 0 or more hours, got {raw[name]!r}")
+    # NaN and inf parse as floats: NaN compares false with everything (the check would never fire),
+    # and no rotation keeps more than the longest --audit-log-maxage.
+    if not (math.isfinite(value) and 0 <= value <= MAX_HISTORY_HOURS):
+        raise SettingsError(f"{_key(name)}: must be 0 or more hours, at most {MAX_HISTORY_HOURS} (the longest "
+                            f"log.maxAge), got {raw[name]!r}")
     return value
 
 
@@ -468,17 +320,30 @@ def load_settings() -> Settings:
 def stack_file_log_settings(path: Path) -> tuple[LogSettings, int]:
     """`log` settings and the number of masters from a stack file (`Pulumi.<stack>.yaml`), for `volume`.
 
-    Only these two keys are read; secrets and everything else are left alone. Errors name the key.
+    Only these two keys are read; secrets and everything else are left alone. Errors name the file and the key.
     """
     import yaml
 
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"{path}: not a readable stack file ({exc})") from None
+        with open(path, "rb") as handle:
+            # A stack file is a few KiB; one byte past the cap tells "too big" without reading more.
+            data = handle.read(MAX_STACK_FILE_BYTES + 1)
+        if len(data) > MAX_STACK_FILE_BYTES:
+            raise OSError(f"over {MAX_STACK_FILE_BYTES} bytes")
+        doc = yaml.safe_load(data.decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start}); not a stack file") from None
+    except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        # ValueError: a path the OS cannot take (NUL); RecursionError: YAML nested past Python's stack.
+        what = "nested too deeply" if isinstance(exc, RecursionError) else (
+            exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
+        raise SettingsError(f"{path}: not a readable stack file ({what})") from None
     config = doc.get("config") if isinstance(doc, dict) else None
     config = config if isinstance(config, dict) else {}
     log = config.get(f"{NAMESPACE}:log", {})
-    settings = _model(LogSettings, log if isinstance(log, dict) else {}, "log")
+    try:
+        settings = _model(LogSettings, log if isinstance(log, dict) else {}, "log")
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
     masters = config.get(f"{NAMESPACE}:masters")
     return settings, len(masters) if isinstance(masters, list) and masters else 1

@@ -19,7 +19,6 @@ PlainError: the engine shows its message alone. Anything else is a bug and keeps
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
@@ -40,6 +39,7 @@ import pulumi.dynamic as dynamic
 from components import plain_errors
 from components.drift.props import drift_props, pending, with_hidden
 from components.plain_errors import PlainError
+from components.settings_masters import host_key_from_line
 
 # Inputs whose change means "run again"; everything else (e.g. stdout) is an output.
 # `drift` holds the reasons the program found on the node (components/drift); a successful run
@@ -105,8 +105,7 @@ def _load_key(text: str, password: str | None) -> paramiko.PKey:
 def open_client(conn: Connection, attempts: int = 5, timeout: float = 15) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     if conn.host_key:
-        kind, blob = conn.host_key.split()[:2]
-        key = paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
+        kind, key = host_key_from_line(conn.host_key)  # the parse settings already checked
         name = conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
         client.get_host_keys().add(name, kind, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())

@@ -7,7 +7,9 @@ so its keys are the words a platform engineer would use. Pure: imports neither p
 from __future__ import annotations
 
 import json
+import math
 import posixpath
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,6 +29,45 @@ DEFAULT_POD_LOG_DIR = "/var/log/pods"
 # Under the backup dir: every policy version written, by sha256, so a rollback can put back the
 # policy the previous manifest was started with (and a re-run can reinstall the new one).
 POLICY_STORE = "kube-audit-policies"
+
+# The largest --audit-log-* values a kube-apiserver runs with as asked. The flags are Go `int`s
+# (k8s.io/apiserver pkg/server/options/audit.go, fs.IntVar), which pflag parses with
+# strconv.ParseInt(s, 0, 64): past int64 the apiserver exits ("must be an integer"). Two are
+# tighter because lumberjack v2.2.1 (the rotating writer) multiplies them in int64 and overflows:
+# maxage: time.Duration(int64(24*time.Hour) * maxAge) wraps past 106751 days, moving the cutoff
+#   for deleting rotated logs to an arbitrary date (audit logs deleted early);
+# maxsize: int64(maxSize) * 1 MiB wraps negative past this many MB, and every write then
+#   fails with "write length exceeds maximum file size".
+MAX_AUDIT_LOG_MAXAGE = (2**63 - 1) // (24 * 3600 * 10**9)  # 106751 days
+MAX_AUDIT_LOG_MAXSIZE = (2**63 - 1) >> 20  # MB
+MAX_AUDIT_LOG_MAXBACKUP = 2**63 - 1
+# Longest wait for one master's apiserver (each of restart, ready, first audit write). The lock on
+# that master and the whole rollout wait this long; an apiserver that has not started within an
+# hour will not, and an unbounded (or infinite) value would wait forever instead of rolling back.
+MAX_WAIT_SECONDS = 3600
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why `url` is not a readiness URL the gate can probe, or None.
+
+    The gate speaks HTTP(S) only; a URL with credentials would put them in the preview and the logs.
+    """
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        return "must not contain spaces or control characters"
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    if not parts.hostname:
+        return "must name a host (http(s)://HOST[:PORT]/PATH)"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials (user@ or user:password@)"
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0..65535
+    except ValueError:
+        return "has a port that is not a number from 1 to 65535"
+    if parts.port == 0:
+        return "has a port that is not a number from 1 to 65535"
+    return None
 
 
 @dataclass(frozen=True)
@@ -150,9 +191,23 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _int_in(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: _is_int(v) and low <= v <= high
+
+
+def _seconds(low_exclusive: bool) -> Callable[[Any], bool]:
+    # JSON's NaN and Infinity parse as floats: a wait must be a finite number of seconds.
+    def ok(v: Any) -> bool:
+        if not (_is_int(v) or (isinstance(v, float) and math.isfinite(v))):
+            return False
+        return bool((v > 0 if low_exclusive else v >= 0) and v <= MAX_WAIT_SECONDS)
+    return ok
+
+
 def _abs_path(value: Any) -> bool:
     # Normalised absolute paths only: `//`, `.` and `..` make overlap checks lie.
-    return isinstance(value, str) and value.startswith("/") and posixpath.normpath(value) == value
+    return (isinstance(value, str) and value.startswith("/") and posixpath.normpath(value) == value
+            and "\0" not in value)
 
 
 def _name(value: Any) -> bool:
@@ -166,13 +221,13 @@ _REQUEST_FIELDS: dict[str, _Check] = {
     "state": (lambda v: isinstance(v, dict), "an object"),
     "manifest": (_abs_path, "a normalised absolute path"),
     "backup_dir": (_abs_path, "a normalised absolute path"),
-    "restart_timeout": (lambda v: (_is_int(v) or isinstance(v, float)) and v > 0, "a number > 0"),
-    "ready_timeout": (lambda v: (_is_int(v) or isinstance(v, float)) and v > 0, "a number > 0"),
-    "readiness_url": (lambda v: v is None or (isinstance(v, str) and v.startswith(("http://", "https://"))),
+    "restart_timeout": (_seconds(True), f"a number > 0 and <= {MAX_WAIT_SECONDS}"),
+    "ready_timeout": (_seconds(True), f"a number > 0 and <= {MAX_WAIT_SECONDS}"),
+    "readiness_url": (lambda v: v is None or (isinstance(v, str) and http_url_problem(v) is None),
                       "null or an http(s) URL"),
     "keep_backups": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "ready_consecutive": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "audit_write_timeout": (lambda v: (_is_int(v) or isinstance(v, float)) and v >= 0, "a number >= 0"),
+    "audit_write_timeout": (_seconds(False), f"a number >= 0 and <= {MAX_WAIT_SECONDS}"),
     "log_margin_mb": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "pod_log_dir": (_abs_path, "a normalised absolute path"),
     "extra": (lambda v: isinstance(v, dict), "an object"),
@@ -183,9 +238,9 @@ _STATE_FIELDS: dict[str, _Check] = {
     "policy_file": (_name, "a file name"),
     "log_path": (lambda v: _abs_path(v) and posixpath.dirname(v) != "/", "a normalised absolute path in a directory"),
     "log_host_dir": (_abs_path, "a normalised absolute path"),
-    "max_age": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "max_backup": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "max_size": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "max_age": (_int_in(0, MAX_AUDIT_LOG_MAXAGE), f"an integer >= 0 and <= {MAX_AUDIT_LOG_MAXAGE}"),
+    "max_backup": (_int_in(0, MAX_AUDIT_LOG_MAXBACKUP), f"an integer >= 0 and <= {MAX_AUDIT_LOG_MAXBACKUP}"),
+    "max_size": (_int_in(0, MAX_AUDIT_LOG_MAXSIZE), f"an integer >= 0 and <= {MAX_AUDIT_LOG_MAXSIZE}"),
     "log_format": (lambda v: v in (None, "json", "legacy"), 'null, "json" or "legacy"'),
     "log_mode": (lambda v: v in (None, "blocking", "blocking-strict", "batch"),
                  'null, "blocking", "blocking-strict" or "batch"'),

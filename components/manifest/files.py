@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import time
+from typing import BinaryIO
 
 
 class NodeError(Exception):
@@ -186,3 +187,27 @@ def _inside(path: str, directory: str) -> bool:
     return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
+def file_mode(text: str) -> int:
+    """An octal permission mode from 0 to 0777, nothing else.
+
+    `int("-1", 8)` is -1, which os.open turns into 07777: setuid, setgid and sticky on a policy file.
+    Every caller writes 0600 files, so the special bits are refused rather than passed on.
+    """
+    try:
+        mode = int(text, 8)
+    except ValueError as exc:
+        raise NodeError(f"--mode {text!r} is not an octal file mode") from exc
+    if not 0 <= mode <= 0o777:
+        raise NodeError(f"--mode {text!r} is not a permission mode from 0 to 0777 (no setuid, setgid or sticky bit)")
+    return mode
+
+
+def read_capped(stream: BinaryIO, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+    """All of `stream`, refused past `limit` bytes before memory fills on a control-plane node.
+
+    write-file carries the audit policy, capped far lower where it is loaded (components/policy).
+    """
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise NodeError(f"the file on stdin is over {limit} bytes; refusing to write it")
+    return data

@@ -47,7 +47,9 @@ from components.manifest.files import (
     atomic_write,
     backup,
     check_backup_dir,
+    file_mode,
     prune_backups,
+    read_capped,
     read_manifest,
 )
 
@@ -450,11 +452,7 @@ def main(argv: list[str] | None = None, gate: gate_mod.Gate | None = None) -> in
     master = "this master"
     try:
         if args.action == "write-file":
-            try:
-                mode = int(args.mode, 8)
-            except ValueError as exc:
-                raise NodeError(f"--mode {args.mode!r} is not an octal file mode") from exc
-            result = write_file(args.path, sys.stdin.buffer.read(), mode, args.store)
+            result = write_file(args.path, read_capped(sys.stdin.buffer), file_mode(args.mode), args.store)
         elif args.action == "remove-file":
             result = remove_file(args.path, args.keep_if_used_by)
         elif args.action == "preflight":

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 
 from .evaluator import Decision, Request, evaluate
+from .files import load_policy_file
 from .findings import Finding
 from .lint import lint
-from .loader import load_policy, load_policy_file
+from .loader import load_policy
 from .model import LEVELS, STAGES, GroupResources, Policy, PolicyRule
 from .problems import PolicyError, Problem
 

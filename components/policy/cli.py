@@ -14,9 +14,9 @@ from typing import Any, TextIO
 
 from .evaluator import Decision, evaluate
 from .explain_args import UsageError, request_from_args
+from .files import load_policy_file
 from .findings import Finding, plural
 from .lint import lint
-from .loader import load_policy_file
 from .model import Policy
 from .problems import PolicyError, Problem
 from .profiles import is_profile_name, resolve_policy

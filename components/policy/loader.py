@@ -12,10 +12,7 @@ run shows them all.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable
-from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -40,6 +37,17 @@ API_VERSION = "audit.k8s.io/v1"
 KIND = "Policy"
 # First kube-apiserver release whose validation accepts group "*" (kubernetes/apiserver 6728d94).
 WILDCARD_GROUP_SINCE = (1, 36)
+# kube-apiserver reads a policy of any size, but checking one here costs about 15 s and 100 MB per
+# MiB of YAML (pure-Python parsing with positions): these caps keep validate, lint and a preview
+# within seconds. The shipped profiles are under 8 KiB and 20 rules; a resourceNames list of 100,000
+# names (benchmarks/bench_lint.py) still fits.
+MAX_POLICY_BYTES = 1 << 20
+MAX_POLICY_RULES = 5000
+
+
+def too_big(size: int) -> str:
+    return (f"the policy is {size} bytes; kube-audit checks policies of up to {MAX_POLICY_BYTES} bytes (1 MiB), "
+            "and the apiserver reads every byte of it at each start")
 
 
 class _Decoder:
@@ -292,6 +300,10 @@ class _Decoder:
         self.omit_managed_fields = (
             self.boolean(f["omitManagedFields"], "omitManagedFields") if "omitManagedFields" in f else None
         )
+        if isinstance(f.get("rules"), SequenceNode) and len(f["rules"].value) > MAX_POLICY_RULES:
+            self.report(f["rules"], f"rules: {len(f['rules'].value)} rules; kube-audit checks policies of up to "
+                        f"{MAX_POLICY_RULES} rules (the apiserver walks them in order for every request)")
+            return None
         lines = text.splitlines()
         rules = [
             self.rule(item, f"rules[{i}]", lines)
@@ -353,6 +365,9 @@ def load_policy(
     loads (unknown fields and duplicate keys dropped as it drops them) and list those problems
     in ``Policy.dropped`` instead of raising; what the apiserver refuses still raises.
     """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise PolicyError([Problem(source, 1, 1, too_big(size))])
     decoder = _Decoder(source, kubernetes_version)
     root, later = compose(text, source)
     rules = decoder.policy(root, text)
@@ -368,37 +383,4 @@ def load_policy(
         name=decoder.name,
         annotations=tuple(decoder.annotations),
         dropped=tuple(problems),
-    )
-
-
-def load_policy_file(
-    path: str | os.PathLike[str], *, kubernetes_version: tuple[int, int] | None = None, lenient: bool = False
-) -> Policy:
-    """Read and load a policy file; unreadable, non-regular or non-UTF-8 files are a problem at 1:1."""
-    source = os.fspath(path)
-    try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            # Reading a FIFO blocks forever and a device can be endless: refuse before opening.
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "a device or socket"
-            raise PolicyError([Problem(source, 1, 1, f"cannot read file: it is {kind}, not a regular file")])
-        raw = Path(path).read_bytes()
-        text = raw.decode("utf-8")
-    except OSError as err:
-        reason = err.strerror or str(err)
-        raise PolicyError([Problem(source, 1, 1, f"cannot read file: {reason}")]) from None
-    except UnicodeDecodeError as err:
-        message = f"file is not UTF-8 text: {err.reason} at byte {err.start}"
-        raise PolicyError([Problem(source, 1, 1, message)]) from None
-    policy = load_policy(text, source, kubernetes_version=kubernetes_version, lenient=lenient)
-    return Policy(
-        rules=policy.rules,
-        omit_stages=policy.omit_stages,
-        omit_managed_fields=policy.omit_managed_fields,
-        text=text,
-        source=source,
-        name=policy.name,
-        annotations=policy.annotations,
-        dropped=policy.dropped,
-        raw=raw,
     )

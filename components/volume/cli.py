@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from components.manifest.desired import MAX_AUDIT_LOG_MAXAGE, MAX_AUDIT_LOG_MAXBACKUP, MAX_AUDIT_LOG_MAXSIZE
 from components.policy import Policy, PolicyError, load_policy_file
 from components.policy.profiles import is_profile_name, resolve_policy
 from components.settings import LogSettings, SettingsError, stack_file_log_settings
@@ -86,19 +89,40 @@ def _rotation(args: argparse.Namespace) -> tuple[Rotation, int]:
     return rotation, masters if args.masters is None else args.masters
 
 
+def _flag_problem(args: argparse.Namespace, masters: int) -> str | None:
+    """What is wrong with the numeric flags (and where --plot would go), before any sample is read."""
+    # The same bounds the stack's log settings have: what kube-apiserver runs with (desired.py).
+    for flag, high in (("max_size", MAX_AUDIT_LOG_MAXSIZE), ("max_backup", MAX_AUDIT_LOG_MAXBACKUP),
+                       ("max_age", MAX_AUDIT_LOG_MAXAGE)):
+        value = getattr(args, flag)
+        if value is not None and not 0 <= value <= high:
+            return f"--{flag.replace('_', '-')} must be from 0 to {high}, got {value}"
+    if masters < 1:
+        return f"--masters must be at least 1, got {masters}"
+    # NaN compares false with everything and inf scales every total to 0 B a day.
+    if args.span_seconds is not None and not (math.isfinite(args.span_seconds) and args.span_seconds > 0):
+        return f"--span-seconds must be a positive number of seconds, got {args.span_seconds}"
+    if args.top < 0:
+        return f"--top must not be negative, got {args.top}"
+    if args.plot is not None:
+        parent = args.plot.parent
+        if not parent.is_dir():
+            return f"--plot {args.plot}: the directory {parent} does not exist"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"--plot {args.plot}: the directory {parent} is not writable"
+    return None
+
+
 def run_volume(args: argparse.Namespace) -> int:
     """Load every policy, read the samples once, print the forecast."""
     try:
         rotation, masters = _rotation(args)
     except SettingsError as err:
-        print(f"{args.stack_config}: {err}", file=sys.stderr)
+        print(err, file=sys.stderr)  # names the stack file and the key
         return 2
-    for flag in ("max_size", "max_backup", "max_age"):
-        if (getattr(args, flag) or 0) < 0:
-            print(f"volume: --{flag.replace('_', '-')} must not be negative", file=sys.stderr)
-            return 2
-    if masters < 1 or (args.span_seconds is not None and args.span_seconds <= 0):
-        print("volume: --masters must be at least 1 and --span-seconds positive", file=sys.stderr)
+    flags = _flag_problem(args, masters)
+    if flags:
+        print(f"volume: {flags}", file=sys.stderr)
         return 2
     if args.plot is not None:
         try:
@@ -137,6 +161,10 @@ def run_volume(args: argparse.Namespace) -> int:
     if result.bad_lines:
         print(f"volume: {result.bad_lines} bad line(s) skipped", file=sys.stderr)
     if args.plot is not None:
-        plot(result, args.plot)
+        try:
+            plot(result, args.plot)
+        except (OSError, ValueError) as err:  # ValueError: matplotlib knows no such image format
+            print(f"volume: {args.plot}: cannot write the plot: {err}", file=sys.stderr)
+            return 2
         print(f"volume: plot written to {args.plot}", file=sys.stderr)
     return 0

@@ -11,7 +11,6 @@ import gzip
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from components.policy import Policy
@@ -66,19 +65,11 @@ class Forecast:
     compress_ratio: float
 
 
-def parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def sample_span(stats: ReadStats) -> float:
     """Seconds from the first request received to the last stage written (0 when unknown)."""
-    start, end = parse_time(stats.first_received), parse_time(stats.last_stamp)
-    if start is None or end is None:
+    if stats.first_received is None or stats.last_stamp is None:
         return 0.0
-    return max((end - start).total_seconds(), 0.0)
+    return max(stats.last_stamp - stats.first_received, 0.0)
 
 
 def compress_ratio(paths: list[Path]) -> float:
@@ -86,7 +77,12 @@ def compress_ratio(paths: list[Path]) -> float:
     buf = bytearray()
     for path in paths:
         with open_sample(path) as fh:
-            buf += fh.read(COMPRESS_PROBE_BYTES - len(buf))
+            try:
+                buf += fh.read(COMPRESS_PROBE_BYTES - len(buf))
+            except (OSError, EOFError):
+                # A corrupt or truncated gzip file: the reader counts it as a bad line; the ratio is
+                # taken from what the other files give.
+                continue
         if len(buf) >= COMPRESS_PROBE_BYTES:
             break
     if not buf:

@@ -12,6 +12,7 @@ import gzip
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +20,11 @@ _REQ = b',"requestObject":'
 _RESP = b',"responseObject":'
 _TS = b',"requestReceivedTimestamp":'
 _MANAGED = b'"managedFields"'
+# The longest line read as an event. etcd stores objects of at most 1.5 MiB, so only list responses
+# logged at RequestResponse come near this; a longer line is skipped and counted, so memory stays
+# bounded whatever the file holds (a gzip bomb without a newline would otherwise fill it).
+MAX_LINE_BYTES = 32 << 20
+_CHUNK = 1 << 20
 
 
 class SampleError(OSError):
@@ -43,8 +49,8 @@ class SampleEvent:
     path: str
     resource_request: bool
     user_agent: str
-    received: str
-    stamp: str
+    received: float | None  # seconds since the epoch (None: the event has no such timestamp)
+    stamp: float | None
     meta_bytes: int  # the line without its bodies
     request_bytes: int  # ',"requestObject":{...}' (0: absent)
     response_bytes: int
@@ -83,6 +89,51 @@ def _key_bytes(doc: dict[str, Any], key: str) -> int:
     return len(key) + 4 + _dumped(doc[key]) if key in doc else 0  # ,"key": + value
 
 
+def _timestamp(doc: dict[str, Any], key: str) -> float | None:
+    """An RFC 3339 timestamp with its zone (as metav1.MicroTime writes it), as epoch seconds."""
+    value = doc.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: expected an RFC 3339 timestamp, got {type(value).__name__}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{key}: {value[:40]!r} is not an RFC 3339 timestamp") from None
+    if moment.tzinfo is None:
+        # The apiserver always writes the zone; without it the instant is a guess, and comparing
+        # it with zoned ones is meaningless.
+        raise ValueError(f"{key}: {value[:40]!r} has no time zone (the apiserver writes e.g. ...Z)")
+    return moment.timestamp()
+
+
+def _mapping(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _text(doc: dict[str, Any], key: str, where: str = "") -> str:
+    value = doc.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"{where}{key}: expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _groups(user: dict[str, Any]) -> tuple[str, ...]:
+    groups = user.get("groups")
+    if groups is None:
+        return ()
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ValueError("user.groups: expected a list of strings")
+    return tuple(groups)
+
+
 def parse_line(raw: bytes) -> SampleEvent:
     """One JSON line -> SampleEvent. Raises ValueError (bad JSON, not an Event)."""
     line = raw.rstrip(b"\r\n")
@@ -107,26 +158,28 @@ def parse_line(raw: bytes) -> SampleEvent:
         req_mf, resp_mf = _managed_bytes(doc.get("requestObject")), _managed_bytes(doc.get("responseObject"))
     if doc.get("kind") != "Event" or "auditID" not in doc or "stage" not in doc:
         raise ValueError("not an audit.k8s.io Event (kind, auditID, stage)")
-    user = doc.get("user") or {}
-    ref = doc.get("objectRef")
-    uri = str(doc.get("requestURI") or "")
+    # Every field the replay uses is type-checked here, so a line of the wrong shape is a counted
+    # bad line naming the key, never an exception deeper in the replay.
+    user = _mapping(doc, "user")
+    ref = _mapping(doc, "objectRef") if doc.get("objectRef") is not None else None
+    obj = ref or {}
     return SampleEvent(
-        audit_id=str(doc["auditID"]),
-        stage=str(doc["stage"]),
-        level=str(doc.get("level") or ""),
-        verb=str(doc.get("verb") or ""),
-        user=str(user.get("username") or ""),
-        groups=tuple(user.get("groups") or ()),
-        api_group=str((ref or {}).get("apiGroup") or ""),
-        resource=str((ref or {}).get("resource") or ""),
-        subresource=str((ref or {}).get("subresource") or ""),
-        namespace=str((ref or {}).get("namespace") or ""),
-        name=str((ref or {}).get("name") or ""),
-        path=uri.split("?", 1)[0],
+        audit_id=_text(doc, "auditID"),
+        stage=_text(doc, "stage"),
+        level=_text(doc, "level"),
+        verb=_text(doc, "verb"),
+        user=_text(user, "username", "user."),
+        groups=_groups(user),
+        api_group=_text(obj, "apiGroup", "objectRef."),
+        resource=_text(obj, "resource", "objectRef."),
+        subresource=_text(obj, "subresource", "objectRef."),
+        namespace=_text(obj, "namespace", "objectRef."),
+        name=_text(obj, "name", "objectRef."),
+        path=_text(doc, "requestURI").split("?", 1)[0],
         resource_request=ref is not None,
-        user_agent=str(doc.get("userAgent") or ""),
-        received=str(doc.get("requestReceivedTimestamp") or ""),
-        stamp=str(doc.get("stageTimestamp") or ""),
+        user_agent=_text(doc, "userAgent"),
+        received=_timestamp(doc, "requestReceivedTimestamp"),
+        stamp=_timestamp(doc, "stageTimestamp"),
         meta_bytes=size - req_b - resp_b,
         request_bytes=req_b,
         response_bytes=resp_b,
@@ -166,8 +219,8 @@ class ReadStats:
     events: int = 0
     bad: int = 0
     bytes_read: int = 0
-    first_received: str = ""
-    last_stamp: str = ""
+    first_received: float | None = None  # epoch seconds
+    last_stamp: float | None = None
     bad_examples: list[BadLine] | None = None
 
     def note_bad(self, path: str, number: int, reason: str, keep: int = 5) -> None:
@@ -179,16 +232,27 @@ class ReadStats:
 
 
 def _lines(fh: IO[bytes], path: str, stats: ReadStats) -> Iterator[bytes]:
-    """The file's lines; a truncated or corrupt gzip stream ends the file (counted), not the run."""
-    it = iter(fh)
-    while True:
-        try:
-            yield next(it)
-        except StopIteration:
-            return
-        except (OSError, EOFError) as err:
-            stats.note_bad(path, 0, f"unreadable from here on: {err}")
-            return
+    """The file's lines, each at most MAX_LINE_BYTES; a longer one is yielded as b"" after it is
+    counted (so line numbers stay right). A truncated or corrupt gzip stream ends the file (counted)."""
+    number = 0
+    try:
+        while True:
+            line = fh.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            number += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                skipped = len(line)
+                while line and not line.endswith(b"\n"):  # drop the rest, a chunk at a time
+                    line = fh.readline(_CHUNK)
+                    skipped += len(line)
+                stats.bytes_read += skipped
+                stats.note_bad(path, number, f"line longer than {MAX_LINE_BYTES} bytes ({skipped}); skipped")
+                yield b""
+                continue
+            yield line
+    except (OSError, EOFError) as err:
+        stats.note_bad(path, number + 1, f"unreadable from here on: {err}")
 
 
 def read_events(
@@ -209,9 +273,9 @@ def read_events(
                     stats.note_bad(str(path), number, str(err) or type(err).__name__)
                     continue
                 stats.events += 1
-                # RFC 3339 with fixed microseconds (metav1.MicroTime) sorts as text.
-                if event.received and (not stats.first_received or event.received < stats.first_received):
+                if event.received is not None and (stats.first_received is None
+                                                   or event.received < stats.first_received):
                     stats.first_received = event.received
-                if event.stamp > stats.last_stamp:
+                if event.stamp is not None and (stats.last_stamp is None or event.stamp > stats.last_stamp):
                     stats.last_stamp = event.stamp
                 yield event

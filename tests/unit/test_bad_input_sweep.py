@@ -82,6 +82,33 @@ CONFIG = [
     (cfg(sshPrivateKey="hunter2"), r"kube-audit:sshPrivateKey: not a PEM/OpenSSH private key"),
     (cfg(policy="no-such-profile"), r"kube-audit:policy: unknown audit policy profile 'no-such-profile'"),
     (cfg(policy="/nonexistent/policy.yaml"), r"kube-audit:policy: /nonexistent/policy.yaml is not a valid audit policy"),
+    # issue 22: what a node or the apiserver would refuse later, refused here
+    (cfg(log={"path": "/var/log/audit/"}), r"kube-audit:log\.path: .*'/var/log/audit/' names a directory"),
+    (cfg(paths={"manifest": "/etc/kubernetes/manifests/kube-apiserver.yaml/."}), r"kube-audit:paths\.manifest: .*names a directory"),
+    (cfg(log={"maxAge": 10**20}), r"kube-audit:log\.maxAge: Input should be less than or equal to 106751"),
+    (cfg(log={"maxSize": 2**43}), r"kube-audit:log\.maxSize: Input should be less than or equal to 8796093022207"),
+    (cfg(log={"maxBackup": 2**63}), r"kube-audit:log\.maxBackup: Input should be less than or equal to 9223372036854775807"),
+    (cfg(masters=[{"name": "m1", "host": "Master-1.lan"}, {"name": "m2", "host": "master-1.lan."}]),
+     r"kube-audit:masters\[1\]\.host: 'master-1\.lan\.' duplicates masters\[0\] \('Master-1\.lan', the same host\)"),
+    (cfg(masters=[{"name": "m1", "host": "::1"}, {"name": "m2", "host": "0:0::1"}]), r"kube-audit:masters\[1\]\.host: '0:0::1' duplicates"),
+    (cfg(masters=[{"name": "m1", "host": "10.6.0.011"}]), r"kube-audit:masters\[0\]\.host: .*looks like an IPv4 address"),
+    (cfg(masters=[{"name": "m1", "host": "root@10.6.0.11"}]), r"kube-audit:masters\[0\]\.host: .*host name .* or an IP address"),
+    (cfg(masters=[{"name": "m", "host": "h", "hostKey": "ssh-foo AAAA"}]), r"kube-audit:masters\[0\]\.hostKey: .*unknown host key type 'ssh-foo'"),
+    (cfg(masters=[{"name": "m", "host": "h", "hostKey": "ssh-ed25519 AAAA"}]), r"kube-audit:masters\[0\]\.hostKey: .*not a valid ssh-ed25519 key"),
+    (cfg(paths={"policyFile": "audit\0.yaml"}), r"kube-audit:paths\.policyFile: .*NUL"),
+    (cfg(log={"hostDir": "/var/log/audit\nlogs"}), r"kube-audit:log\.hostDir: .*control characters"),
+    (cfg(policy="/tmp/policy\0.yaml"), r"kube-audit:policy: .*control characters"),
+    (cfg(rollout={"readinessUrl": "file:///etc/kubernetes/admin.conf"}), r"kube-audit:rollout\.readinessUrl: .*http:// or https://"),
+    (cfg(rollout={"readinessUrl": "https://admin:pw@127.0.0.1:6443/readyz"}), r"kube-audit:rollout\.readinessUrl: .*credentials"),
+    (cfg(rollout={"readinessUrl": "https://127.0.0.1:99999/readyz"}), r"kube-audit:rollout\.readinessUrl: .*port"),
+    (cfg(rollout={"restartTimeoutSeconds": 10**20}), r"kube-audit:rollout\.restartTimeoutSeconds: Input should be less than or equal to 3600"),
+    (cfg(volumeMinHistoryHours="Infinity"), r"kube-audit:volumeMinHistoryHours: must be 0 or more hours, at most"),
+    (cfg(volumeMinHistoryHours="NaN"), r"kube-audit:volumeMinHistoryHours: must be 0 or more hours, at most"),
+    (cfg(log={"path": "/etc/kubernetes/pki/audit.log"}), r"kube-audit:log\.path: /etc/kubernetes/pki overlaps /etc/kubernetes, kubeadm's own dir"),
+    (cfg(log={"hostDir": "/etc/kubernetes/audit-logs"}), r"kube-audit:log\.hostDir: /etc/kubernetes/audit-logs overlaps /etc/kubernetes"),
+    (cfg(log={"path": "/etc/ssl/certs/audit/audit.log"}), r"kube-audit:log\.path: .*kubeadm as ca-certs"),
+    (cfg(log={"hostDir": "/usr/local/share/ca-certificates/audit"}), r"kube-audit:log\.hostDir: .*usr-local-share-ca-certificates"),
+    (cfg(log={"hostDir": "/usr"}), r"kube-audit:log\.hostDir: /usr overlaps /usr/share/ca-certificates"),
 ]
 
 # Policy files: (content, the field and line:col the message must name).
@@ -104,6 +131,8 @@ POLICIES = [
     ("- a\n- b\n", r":1:1: policy: expected an audit Policy"),
     (POLICY_HEAD + "rules:\n  - level: Metadata\n    nonResourceURLs: ['/a*b']\n", r":5:23: .*wildcards"),
     (POLICY_HEAD + "rules:\n  - level: Metadata\n    verbs: get\n", r":5:12: rules\[0\]\.verbs: expected a list"),
+    (POLICY_HEAD + "rules:\n" + "  - level: None\n" * 5001, r":4:3: rules: 5001 rules; kube-audit checks policies of up to 5000"),
+    (POLICY_HEAD + "rules:\n  - level: None\n#" + "x" * (1 << 20) + "\n", r":1:1: the policy is \d+ bytes; .* up to 1048576"),
 ]
 
 
@@ -296,6 +325,18 @@ REQUESTS = [
 ]
 
 
+# The request's own fields (the timeouts cross the wire as JSON numbers, where NaN and Infinity parse).
+REQUEST_FIELDS = [
+    ({"restart_timeout": float("inf")}, r"restart_timeout: expected a number > 0 and <= 3600, got Infinity"),
+    ({"ready_timeout": float("nan")}, r"ready_timeout: expected a number > 0 and <= 3600, got NaN"),
+    ({"audit_write_timeout": 1e20}, r"audit_write_timeout: expected a number >= 0 and <= 3600"),
+    ({"readiness_url": "file:///etc/kubernetes/admin.conf"}, r"readiness_url: expected null or an http\(s\) URL"),
+    ({"manifest": "/etc/kubernetes/manifests/kube-apiserver.yaml\0"}, r"manifest: expected a normalised absolute path"),
+    ({"state": {"enabled": True, "max_age": 10**20}}, r"state\.max_age: expected an integer >= 0 and <= 106751"),
+    ({"state": {"enabled": True, "max_size": 2**43}}, r"state\.max_size: expected an integer >= 0 and <= 8796093022207"),
+]
+
+
 @pytest.mark.parametrize(("state", "message"), REQUESTS, ids=[f"request-{i}" for i in range(len(REQUESTS))])
 def test_bad_request_is_refused_with_nothing_written(tmp_path: Path, state: dict[str, Any], message: str,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -310,5 +351,20 @@ def test_bad_request_is_refused_with_nothing_written(tmp_path: Path, state: dict
     assert snapshot(tmp_path) == before and waiter.calls == []  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(("fields", "message"), REQUEST_FIELDS, ids=[f"field-{i}" for i in range(len(REQUEST_FIELDS))])
+def test_bad_request_field_is_refused_with_nothing_written(tmp_path: Path, fields: dict[str, Any], message: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    etc = make_etc(tmp_path / "etc")
+    data = json.loads(make_request(etc).to_json())
+    for key, value in fields.items():
+        data[key] = {**data[key], **value} if key == "state" else value
+    before = snapshot(tmp_path)
+    waiter = scripted([True])
+    assert node.main(["apply", "--request", json.dumps(data)], gate=waiter) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "nothing was changed" in err, err
+    assert snapshot(tmp_path) == before and waiter.calls == []  # type: ignore[attr-defined]
+
+
 def test_the_sweep_has_at_least_forty_kinds() -> None:
-    assert len(CONFIG) + len(POLICIES) + len(MANIFESTS) + len(REQUESTS) >= 40
+    assert len(CONFIG) + len(POLICIES) + len(MANIFESTS) + len(REQUESTS) + len(REQUEST_FIELDS) >= 40

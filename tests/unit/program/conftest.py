@@ -15,7 +15,7 @@ from components.settings import Settings
 
 FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAfakefakefake\n-----END OPENSSH PRIVATE KEY-----\n"
 MASTERS = [
-    {"name": "master-1", "host": "10.6.0.11", "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"},
+    {"name": "master-1", "host": "10.6.0.11", "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINZqH3yzKYk/onbwG8u0DD11DkFwy0HlDEVwlk7/Xr9w"},
     {"name": "master-2", "host": "10.6.0.12", "port": 2222},
     {"name": "master-3", "host": "10.6.0.13", "user": "admin"},
 ]
