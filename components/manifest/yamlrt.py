@@ -266,3 +266,17 @@ def location(node: Any, key: Any, source: str) -> str:
     except (AttributeError, KeyError, IndexError, TypeError):
         return source
     return f"{source}:{line + 1}:{col + 1}"
+
+
+def locate(doc: Any, path: tuple[str | int, ...], source: str) -> str:
+    """`source:line:col` of the deepest node on `path` that the document has (`source` if none)."""
+    found = source
+    node = doc
+    for key in path:
+        try:
+            line, col = node.lc.key(key) if isinstance(key, str) else node.lc.item(key)
+            found = f"{source}:{line + 1}:{col + 1}"
+            node = node[key]
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    return found
