@@ -34,7 +34,7 @@ from ruamel.yaml.events import (
     SequenceStartEvent,
 )
 
-from components.manifest.yamlrt import go_resolve
+from components.manifest.yamlrt import go_resolve, json_prefixed
 
 MAX_BYTES = 10 * 1024 * 1024
 # go-yaml's reader stops at any other character ("control characters are not allowed").
@@ -52,21 +52,6 @@ class _Unsure:
 
     def __init__(self, text: str) -> None:
         self.text = text
-
-
-def _go_space(char: str) -> bool:
-    # Go's unicode.IsSpace (apimachinery's JSON sniff trims with it) is Unicode White_Space:
-    # Python's isspace also counts the separators U+001C..U+001F.
-    return char.isspace() and char not in "\x1c\x1d\x1e\x1f"
-
-
-def is_json(data: bytes) -> bool:
-    """apimachinery's IsJSONBuffer: the first non-space character is `{` (then no YAML is involved)."""
-    text = data.decode("utf-8", "replace")
-    i = 0
-    while i < len(text) and _go_space(text[i]):
-        i += 1
-    return text.startswith("{", i)
 
 
 def _json_merge(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -186,7 +171,7 @@ def declared_pod(data: bytes) -> tuple[str, str] | None:
     """
     if len(data) > MAX_BYTES:
         return None  # the kubelet stops at 10 MiB and skips the file
-    if is_json(data):
+    if json_prefixed(data.decode("utf-8", "replace")):
         try:
             pod = json.loads(data.decode("utf-8", "replace"), object_pairs_hook=_json_merge)
         except ValueError:

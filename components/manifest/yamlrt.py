@@ -215,7 +215,20 @@ def _yaml_error(exc: Exception, source: str) -> ManifestError:
     return ManifestError(f"{source}: not valid YAML: {exc}")
 
 
+def json_prefixed(text: str) -> bool:
+    """apimachinery's IsJSONBuffer: the first non-space character is `{`, and the kubelet then decodes
+    the file as JSON, not YAML (no YAML 1.1 scalars, Go's rules for repeated keys)."""
+    i = 0
+    # Go's unicode.IsSpace is Unicode White_Space; Python's isspace also counts U+001C..U+001F.
+    while i < len(text) and text[i].isspace() and text[i] not in "\x1c\x1d\x1e\x1f":
+        i += 1
+    return text.startswith("{", i)
+
+
 def _guarded(text: str, source: str, rt: bool) -> tuple[Any, Any]:
+    if json_prefixed(text):
+        raise ManifestError(f"{source}:1:1: the kubelet reads a file that starts with '{{' as JSON, not YAML; "
+                            "kube-audit edits YAML manifests only (write it in block YAML)")
     try:
         _prescan(text, source)
         doc = _yaml(text).load(text) if rt else None
