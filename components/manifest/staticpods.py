@@ -6,13 +6,15 @@ What the kubelet does (pkg/kubelet/config/file.go, common.go; apimachinery util/
 - a file whose first non-space byte is `{` is JSON (Go's decoder: a repeated key's object is merged
   into the first, a repeated scalar replaces it); anything else is YAML through go-yaml v2: UTF-16
   with a byte-order mark is decoded, only the first document counts, a repeated key keeps its last
-  value, `<<` merges, aliases resolve, and nesting up to 10000 levels is fine;
+  value, `<<` merges, aliases resolve, control characters stop it, and nesting up to 10000 levels
+  is fine;
 - the pod store is keyed by namespace (default "default") and name: two files with one key run one
   of them, and a re-list may pick the other.
 So a second file declaring our pod (a `.bak` copy, a hard link, which keeps the old bytes when the
 manifest is replaced, or a symlink) makes our change flap or vanish. Our reading of a file mirrors the
-kubelet's without recursion; when it cannot (the YAML does not parse here), the file is reported as
-doubtful, never skipped: the caller refuses rather than guess. Pure standard library plus ruamel.yaml.
+kubelet's without recursion; where it cannot be sure (the YAML does not parse here, an explicit tag
+on the name, nesting past MAX_DEPTH), the file is reported as doubtful, never skipped: the caller
+refuses rather than guess. Pure standard library plus ruamel.yaml.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from ruamel.yaml.events import (
 from components.manifest.yamlrt import go_resolve, json_prefixed
 
 MAX_BYTES = 10 * 1024 * 1024
+# The kubelet reads nesting up to 10000 deep; the pure-Python parser slows quadratically long before
+# (3000 levels take a minute), so deeper files are refused as unreadable here rather than skipped.
+MAX_DEPTH = 256
 # go-yaml's reader stops at any other character ("control characters are not allowed").
 _NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _DOCUMENT_MARK = re.compile(r"^(---|\.\.\.)(\s|$)", re.MULTILINE)
@@ -87,8 +92,8 @@ def _scalar(event: ScalarEvent) -> Any:
 
 
 def _first_document(text: str) -> Any:
-    """go-yaml v2's value of the first document, built from parser events with an explicit stack
-    (a file nested 5000 deep is a pod for the kubelet, and must not be a RecursionError here)."""
+    """go-yaml v2's value of the first document, built from parser events with an explicit stack:
+    no recursion, and a bounded depth (MAX_DEPTH) past which the file is refused, not skipped."""
     anchors: dict[str, Any] = {}
     stack: list[list[Any]] = []  # [container, pending key or _NO_KEY]
     done: list[Any] = []
@@ -124,6 +129,8 @@ def _first_document(text: str) -> Any:
                 raise DoubtfulError(f"alias *{event.anchor} names no anchor before it")
             put(anchors[event.anchor])
         elif isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+            if len(stack) >= MAX_DEPTH:
+                raise DoubtfulError(f"nested deeper than {MAX_DEPTH} levels, which kube-audit does not read")
             # A tag on a collection does not change what go-yaml builds for an interface{}.
             container: Any = {} if isinstance(event, MappingStartEvent) else []
             if event.anchor:
