@@ -39,7 +39,7 @@ _VOLUME_FIELDS = frozenset({
     "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk",
     "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral", "image",
 })
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def _no_nulls(value: Any) -> Any:
@@ -132,7 +132,7 @@ def _volume_names(pod: Any) -> tuple[set[str], list[Problem]]:
         path: tuple[str | int, ...] = ("spec", "volumes", i, "name")
         if not isinstance(name, str) or not name:
             found.append(Problem(path, "Required value"))
-        elif not _DNS1123_LABEL.match(name) or len(name) > 63:
+        elif not _DNS1123_LABEL.fullmatch(name) or len(name) > 63:
             found.append(Problem(path, f'Invalid value: "{name}": must be a lowercase RFC 1123 label'))
         elif name in names:
             found.append(Problem(path, f'Duplicate value: "{name}"'))

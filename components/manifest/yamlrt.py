@@ -77,7 +77,7 @@ def go_resolve(text: str) -> Any:
     if text[0] == ".":
         # go-yaml hands a "."-led scalar to strconv.ParseFloat as it is: underscores stay, and Go
         # accepts them only between digits (".0_0" is a number, "._5" and ".5_" are strings).
-        return float(text.replace("_", "")) if _go_underscores_ok(text) and _GO_FLOAT.match(
+        return _go_float(text.replace("_", ""), text) if _go_underscores_ok(text) and _GO_FLOAT.match(
             text.replace("_", "")) else text
     if text[0] in "+-0123456789":
         # Digits or a sign: go-yaml removes every underscore, then tries ParseInt, then its own float
@@ -87,8 +87,14 @@ def go_resolve(text: str) -> Any:
         if number is not None:
             return number
         if _GO_FLOAT.match(plain):
-            return float(plain)
+            return _go_float(plain, text)
     return text
+
+
+def _go_float(number: str, text: str) -> Any:
+    """strconv.ParseFloat: out of float64's range is an error, and go-yaml then keeps the string."""
+    value = float(number)
+    return text if math.isinf(value) else value
 
 
 def _go_underscores_ok(text: str) -> bool:
