@@ -89,7 +89,7 @@ def manifest_reasons(text: str, state: AuditState, where: str, policy_loaded: bo
     changes, and kubeadm, which regenerates the manifest, has no field to keep it.
     """
     try:
-        pod = planner.parse_manifest(text, where)
+        pod = planner.kubelet_pod(text, where)
     except planner.ManifestError as exc:
         return [f"{exc} (pulumi up will refuse this master)"]
     return _pod_reasons(pod, state, where, lambda: policy_loaded)
@@ -97,10 +97,12 @@ def manifest_reasons(text: str, state: AuditState, where: str, policy_loaded: bo
 
 def _pod_reasons(pod: planner.Pod, state: AuditState, where: str, proven: Callable[[], bool]) -> list[str]:
     """`proven` is asked only for a manifest that lacks nothing but the annotation."""
-    want = planner.plan(pod, state)
-    if want == pod:
+    # Judged as the kubelet reads the file: a difference it would not see (`readOnly: yes`) is one
+    # `up` cannot repair, since writing it restarts nothing.
+    if planner.converged(pod, state):
         return []
-    if planner.plan(pod, replace(state, policy_hash=None)) == pod and proven():
+    want = planner.plan(pod, state)
+    if planner.converged(pod, replace(state, policy_hash=None)) and proven():
         return []
     reasons = _flag_reasons(planner.audit_flags(pod), planner.audit_flags(want), where)
     have_c, want_c = planner.apiserver_container(pod), planner.apiserver_container(want)
@@ -136,7 +138,7 @@ def _manifest_flags(pod: planner.Pod) -> set[str]:
 def running_notes(text: str, processes: list[dict[str, Any]], where: str) -> list[str]:
     """How the running apiserver differs from the manifest on disk (the kubelet has not caught up)."""
     try:
-        pod = planner.parse_manifest(text, where)
+        pod = planner.kubelet_pod(text, where)
     except planner.ManifestError:
         return []
     return _running_notes(_manifest_flags(pod), processes, where)
@@ -190,7 +192,7 @@ def compare(master: str, state: AuditState, facts: dict[str, Any], policy_sha256
         text = base64.b64decode(manifest["b64"]).decode("utf-8", "replace")
         processes = facts.get("apiserver") or []
         try:
-            pod = planner.parse_manifest(text, where)  # once: the pure-Python YAML parse is the cost here
+            pod = planner.kubelet_pod(text, where)  # once: the pure-Python YAML parse is the cost here
         except planner.ManifestError as exc:
             reasons = [f"{exc} (pulumi up will refuse this master)"]
         else:

@@ -38,10 +38,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from components.manifest import gate as gate_mod
-from components.manifest import planner, references, yamlrt
+from components.manifest import planner, references
+from components.manifest import preflight as preflight_mod
 from components.manifest.desired import HASH_ANNOTATION, AuditState, NodeRequest
 from components.manifest.files import (
-    MAX_MANIFEST_BYTES,
     NodeError,
     WriteError,
     atomic_write,
@@ -56,31 +56,6 @@ from components.manifest.files import (
 # --- preflight -----------------------------------------------------------------------------------
 
 
-def stray_manifests(manifest: str, pod: planner.Pod) -> list[str]:
-    """Other non-dot files in the manifests dir declaring the same pod.
-
-    The kubelet parses every non-dot file there whatever its extension, and on a re-list the one
-    sorting last wins: a `kube-apiserver.yaml.bak` silently overrides every edit we make.
-    """
-    directory = os.path.dirname(manifest) or "."
-    meta = pod.get("metadata") or {}
-    key = (meta.get("namespace") or "default", meta.get("name"))
-    found = []
-    for entry in sorted(os.listdir(directory)):
-        path = os.path.join(directory, entry)
-        if entry.startswith(".") or os.path.samefile(path, manifest) or not os.path.isfile(path):
-            continue
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                other = yamlrt.loose_load(handle.read(MAX_MANIFEST_BYTES))
-        except Exception:
-            continue  # unreadable or not YAML: not something the kubelet runs either
-        other_meta = other.get("metadata") if isinstance(other, dict) else None
-        if isinstance(other_meta, dict) and (other_meta.get("namespace") or "default", other_meta.get("name")) == key:
-            found.append(path)
-    return found
-
-
 def preflight(request: NodeRequest) -> tuple[bytes, str, planner.Pod]:
     manifest = request.manifest
     check_backup_dir(request.backup_dir, manifest)
@@ -90,12 +65,9 @@ def preflight(request: NodeRequest) -> tuple[bytes, str, planner.Pod]:
     except UnicodeDecodeError as exc:
         raise NodeError(f"{manifest}: not UTF-8 text (byte {exc.start})") from exc
     pod = planner.parse_manifest(text, manifest)
-    strays = stray_manifests(manifest, pod)
-    if strays:
-        raise NodeError(
-            f"{', '.join(strays)} also declare{'s' if len(strays) == 1 else ''} the kube-apiserver pod; the kubelet "
-            f"may run that file instead of {manifest}. Move it out of {os.path.dirname(manifest)} and retry."
-        )
+    problems = preflight_mod.dir_problems(manifest, planner.kubelet_pod(text, manifest), request)
+    if problems:
+        raise NodeError("; ".join(problems))
     state = request.state
     if state.enabled and not os.path.isfile(state.policy_path):
         raise NodeError(f"the audit policy {state.policy_path} is missing; it must be written before the manifest")
@@ -456,8 +428,6 @@ def main(argv: list[str] | None = None, gate: gate_mod.Gate | None = None) -> in
         elif args.action == "remove-file":
             result = remove_file(args.path, args.keep_if_used_by)
         elif args.action == "preflight":
-            from components.manifest import preflight as preflight_mod
-
             request = _read_request(sys.stdin.read())
             master = request.master
             result = preflight_mod.run(request, gate.probe if gate else http_ready)

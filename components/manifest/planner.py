@@ -17,8 +17,8 @@ import difflib
 import posixpath
 from typing import Any
 
-from components.manifest import yamlrt
-from components.manifest.desired import HASH_ANNOTATION, LOG_VOLUME, POLICY_VOLUME, AuditState
+from components.manifest import mounts, podcheck, splice, yamlrt
+from components.manifest.desired import HASH_ANNOTATION, AuditState
 from components.manifest.yamlrt import ManifestError
 
 APISERVER_CONTAINER = "kube-apiserver"
@@ -36,7 +36,8 @@ _BOOL_AUDIT_FLAGS = frozenset(
 
 Pod = dict[str, Any]
 
-__all__ = ["ManifestError", "Pod", "apiserver_container", "parse_manifest", "plan", "render", "rewrite"]
+__all__ = ["ManifestError", "Pod", "apiserver_container", "converged", "kubelet_pod", "parse_manifest", "plan",
+           "render", "rewrite"]
 
 
 def _kind(value: Any) -> str:
@@ -124,24 +125,54 @@ def render(pod: Pod, like: str = "") -> str:
     return yamlrt.dump(pod, like)
 
 
-def rewrite(text: str, state: AuditState, source: str) -> tuple[Pod, Pod, str]:
-    """(old pod, new pod, new text); the new text is `text` when nothing changes.
+def kubelet_pod(text: str, source: str) -> Pod:
+    """The pod as the kubelet's YAML step reads it (go-yaml's types), after parse_manifest's checks.
 
-    Refuses (ManifestError, nothing written) when the kubelet would read anything but our change
-    differently in the new text than in the old one.
+    What to judge a manifest by: `readOnly: yes` is a boolean there, as it is for the kubelet.
+    """
+    view: Pod = _parse(text, source)[1]
+    return view
+
+
+def converged(pod: Pod, state: AuditState) -> bool:
+    """Nothing to do: the kubelet would see the planned pod as this one (kubelet_pod's reading)."""
+    return podcheck.same_pod(pod, plan(pod, state))
+
+
+def rewrite(text: str, state: AuditState, source: str) -> tuple[Pod, Pod, str]:
+    """(old pod, new pod, new text); the new text is `text` when nothing changes for the kubelet.
+
+    Refuses (ManifestError, nothing written) when the kubelet would reject the planned pod, when
+    the new text would change bytes outside our lines (splice.py), or when the kubelet would read
+    anything but our change differently in the new text than in the old one.
     """
     pod, view = _parse(text, source)
-    new = plan(pod, state)
-    if new == pod:
-        return pod, new, text
-    new_text = render(new, like=text)
     expected = plan(view, state)
+    if podcheck.same_pod(view, expected):
+        # A rewrite the kubelet would not see (`readOnly: yes` -> `true`) restarts nothing: writing
+        # it would fail the health gate, roll back, and show as drift again on every run.
+        return pod, pod, text
+    _refuse_rejected(pod, view, expected, source)
+    new = plan(pod, state)
+    new_text = splice.splice(text, render(pod, like=text), render(new, like=text), source)
     got = yamlrt.kubelet_view(new_text, source)
     if got != expected:
         where = _first_difference(expected, got)
         raise ManifestError(f"{source}: the rewrite would change how the kubelet reads {where}; edit that part by "
                             "hand (quote the value) and retry")
     return pod, new, new_text
+
+
+def _refuse_rejected(doc: Pod, view: Pod, expected: Pod, source: str) -> None:
+    found = podcheck.problems(view, expected, _container_index(view, source))
+    if not found:
+        return
+    first = found[0]
+    path = first.old_path or first.path[:max(i for i, p in enumerate(first.path) if isinstance(p, int))]
+    also = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    already = "; the kubelet already rejects this manifest" if first.before else ""
+    raise ManifestError(f"{yamlrt.locate(doc, path, source)}: {first.field}: {first.message}{also}{already}; "
+                        "the kubelet would not run the planned pod, so it is not written")
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:
@@ -236,7 +267,11 @@ def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
         tokens = container.get(key)
         if isinstance(tokens, list):
             drop = _audit_positions(tokens, key)
-            if drop:
+            if drop and key == "args" and len(drop) == len(tokens):
+                # Args holding only our flags were ours (added under an empty command): an empty list
+                # and none run the same, but the kubelet hashes them apart and would restart.
+                del container[key]
+            elif drop:
                 _rebuild(tokens, [(i, t) for i, t in enumerate(tokens) if i not in drop])
     flags = state.flags()
     if not flags:
@@ -245,7 +280,8 @@ def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
     # Put the flags where the others live: kubeadm uses `command`, some installers use `args`.
     command_has_flags = isinstance(command, list) and any(_is_flag(t) for t in command[1:])
     args_has_flags = isinstance(args, list) and any(_is_flag(t) for t in args)
-    if isinstance(command, list) and (command_has_flags or not args_has_flags):
+    # An empty `command` means the image's entrypoint runs: a flag put there would be the executable.
+    if isinstance(command, list) and command and (command_has_flags or not args_has_flags):
         tokens, first = command, 1
     elif isinstance(args, list):
         tokens, first = args, 0
@@ -255,96 +291,6 @@ def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
     at = _insert_at(tokens, first)
     old: list[tuple[int | None, Any]] = list(enumerate(tokens))
     _rebuild(tokens, old[:at] + [(None, f) for f in flags] + old[at:])
-
-
-# --- mounts and volumes --------------------------------------------------------------------------
-
-
-def _under(path: Any, directory: str) -> bool:
-    if not isinstance(path, str):
-        return False
-    inner, outer = path.rstrip("/"), directory.rstrip("/")
-    return inner == outer or inner.startswith(outer + "/")
-
-
-def _is_audit_mount(mount: Any, state: AuditState) -> bool:
-    if not isinstance(mount, dict):
-        return False
-    if mount.get("name") in (POLICY_VOLUME, LOG_VOLUME):
-        return True
-    # A stale hand-made mount at our paths would collide with ours (the kubelet rejects duplicate
-    # mountPaths), so it is audit content too.
-    path = mount.get("mountPath")
-    return _under(path, state.policy_dir) or _under(path, state.log_dir)
-
-
-def _mounts_in_use(pod: Pod) -> set[str]:
-    names: set[str] = set()
-    spec = pod.get("spec") or {}
-    for key in ("initContainers", "containers"):
-        for container in spec.get(key) or []:
-            for mount in (container.get("volumeMounts") or []) if isinstance(container, dict) else []:
-                if isinstance(mount, dict) and isinstance(mount.get("name"), str):
-                    names.add(mount["name"])
-    return names
-
-
-def _our_mounts(state: AuditState) -> list[dict[str, Any]]:
-    return [
-        {"mountPath": state.log_dir, "name": LOG_VOLUME},
-        {"mountPath": state.policy_dir, "name": POLICY_VOLUME, "readOnly": True},
-    ]
-
-
-def _our_volumes(state: AuditState) -> list[dict[str, Any]]:
-    return [
-        {"hostPath": {"path": state.log_host_dir, "type": "DirectoryOrCreate"}, "name": LOG_VOLUME},
-        {"hostPath": {"path": state.policy_dir, "type": "DirectoryOrCreate"}, "name": POLICY_VOLUME},
-    ]
-
-
-def _converge_list(obj: dict[str, Any], key: str, stale: Any, ours: list[dict[str, Any]]) -> None:
-    """Drop the stale items of obj[key] and append ours, in place; drop the key only if we emptied it."""
-    items = obj.get(key)
-    if not isinstance(items, list):
-        if ours:
-            obj[key] = ours
-        return
-    order = [(i, item) for i, item in enumerate(items) if not stale(item)]
-    if len(order) == len(items) and not ours:
-        return
-    if not order and not ours:
-        del obj[key]
-        return
-    _rebuild(items, order + [(None, item) for item in ours])
-
-
-def _same_items(items: list[Any], wanted: list[dict[str, Any]]) -> bool:
-    """Exactly `wanted`, in any order: kubeadm sorts volumes by name, so ours may sit anywhere."""
-    return len(items) == len(wanted) and all(i in wanted for i in items) and all(w in items for w in wanted)
-
-
-def _converge_mounts(pod: Pod, container: dict[str, Any], state: AuditState) -> None:
-    mounts = container.get("volumeMounts")
-    mounts = mounts if isinstance(mounts, list) else []
-    volumes = pod["spec"].get("volumes")
-    volumes = volumes if isinstance(volumes, list) else []
-    if state.enabled and _same_items([m for m in mounts if _is_audit_mount(m, state)], _our_mounts(state)) and \
-            _same_items([v for v in volumes if isinstance(v, dict) and v.get("name") in (POLICY_VOLUME, LOG_VOLUME)],
-                        _our_volumes(state)):
-        # Already converged (e.g. regenerated by kubeadm from kubeadm-config): leave the order alone.
-        return
-    removed = {m.get("name") for m in mounts if _is_audit_mount(m, state)}
-    _converge_list(container, "volumeMounts", lambda m: _is_audit_mount(m, state),
-                   _our_mounts(state) if state.enabled else [])
-    in_use = _mounts_in_use(pod)
-    ours = {POLICY_VOLUME, LOG_VOLUME}
-
-    def stale(volume: Any) -> bool:
-        name = volume.get("name") if isinstance(volume, dict) else None
-        return name in ours or (name in removed and name not in in_use)
-
-    _converge_list(pod["spec"], "volumes", stale, _our_volumes(state) if state.enabled else [])
 
 
 def _converge_annotation(pod: Pod, state: AuditState) -> None:
@@ -373,7 +319,7 @@ def plan(pod: Pod, state: AuditState) -> Pod:
     new = copy.deepcopy(pod)
     container = apiserver_container(new)
     _converge_flags(container, state)
-    _converge_mounts(new, container, state)
+    mounts.converge(new, container, state, _rebuild)
     _converge_annotation(new, state)
     return new
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from components.manifest import files, planner
+from components.manifest import files, planner, staticpods
 from components.manifest.desired import NodeRequest
 
 MIB = 1024 * 1024
@@ -40,6 +40,10 @@ class Facts:
     """Bytes our audit log and its rotated files already take (they count toward the budget)."""
     ready_url: str | None
     ready: bool
+    doubtful: tuple[str, ...] = ()
+    """Files in the manifests dir we cannot read as the kubelet does ("path: why")."""
+    not_dirs: tuple[str, ...] = ()
+    """Directories we need whose path is taken by something else ("what is in the way")."""
 
 
 def log_budget_bytes(request: NodeRequest) -> int:
@@ -61,9 +65,8 @@ def problems(facts: Facts, request: NodeRequest) -> list[str]:
     elif facts.apiserver_containers != 1:
         out.append(f"{request.manifest}: {facts.apiserver_containers} containers named kube-apiserver; "
                    "exactly one is required")
-    for path in facts.strays:
-        out.append(f"{path} also declares the kube-apiserver pod; the kubelet may run it instead of "
-                   f"{request.manifest}. Move it out of {os.path.dirname(request.manifest)} and retry")
+    out += _stray_lines(request.manifest, facts.strays, facts.doubtful)
+    out += list(facts.not_dirs)
     for path in facts.unwritable:
         out.append(f"{path} is not writable")
     if request.state.enabled:
@@ -82,7 +85,44 @@ def problems(facts: Facts, request: NodeRequest) -> list[str]:
     return out
 
 
+def _stray_lines(manifest: str, strays: tuple[str, ...], doubtful: tuple[str, ...]) -> list[str]:
+    where = os.path.dirname(manifest)
+    return [f"{path} also declares the kube-apiserver pod; the kubelet may run it instead of {manifest}. Move it "
+            f"out of {where} and retry" for path in strays] + [
+            f"{entry}, so kube-audit cannot tell whether the kubelet reads a second kube-apiserver pod from it. "
+            f"Move it out of {where} and retry" for entry in doubtful]
+
+
+def dir_problems(manifest: str, pod: Any, request: NodeRequest) -> list[str]:
+    """What in the node's directories stops a change before anything is written: other files the
+    kubelet reads as our pod, and paths we must create that something else holds. Read-only."""
+    strays, doubtful = staticpods.scan(manifest, staticpods.pod_key(pod))
+    return _stray_lines(manifest, tuple(strays), tuple(doubtful)) + _not_dirs(request)
+
+
 # --- facts from the node -------------------------------------------------------------------------
+
+
+def _needed_dirs(request: NodeRequest) -> list[str]:
+    state = request.state
+    dirs = [os.path.dirname(request.manifest), request.backup_dir]
+    if state.enabled:
+        dirs += [state.policy_dir, state.log_host_dir]
+    return dirs
+
+
+def _not_dirs(request: NodeRequest) -> list[str]:
+    """A directory we need (or would create) whose path, or a parent's, is a file: every master must
+    say so in preflight, or the first masters change and a later one fails half way through."""
+    found = []
+    for directory in _needed_dirs(request):
+        path = directory
+        while not os.path.lexists(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        if not os.path.isdir(path):
+            found.append(f"{path} is not a directory" if path == directory else
+                         f"{path} is not a directory, so {directory} cannot be created below it")
+    return found
 
 
 def _existing(path: str) -> str:
@@ -110,13 +150,17 @@ def gather(request: NodeRequest, probe: Callable[[str], bool]) -> Facts:
 
     error: str | None = None
     strays: tuple[str, ...] = ()
+    doubtful: tuple[str, ...] = ()
     containers, url, ready = 0, None, False
     try:
         # The same read as the change itself: a symlink, FIFO or oversized file is refused, never opened.
-        pod = planner.parse_manifest(files.read_manifest(request.manifest).decode("utf-8"), request.manifest)
+        text = files.read_manifest(request.manifest).decode("utf-8")
+        pod = planner.parse_manifest(text, request.manifest)
         spec_containers = pod["spec"]["containers"]
         containers = sum(1 for c in spec_containers if isinstance(c, dict) and c.get("name") == "kube-apiserver")
-        strays = tuple(node.stray_manifests(request.manifest, pod))
+        key = staticpods.pod_key(planner.kubelet_pod(text, request.manifest))
+        found, doubts = staticpods.scan(request.manifest, key)
+        strays, doubtful = tuple(found), tuple(doubts)
         url = node.readiness_url(pod, request.readiness_url)
         ready = probe(url)
     except files.NodeError as exc:
@@ -126,9 +170,7 @@ def gather(request: NodeRequest, probe: Callable[[str], bool]) -> Facts:
     except (planner.ManifestError, UnicodeDecodeError) as exc:
         error = str(exc)
     state = request.state
-    dirs = [os.path.dirname(request.manifest), request.backup_dir]
-    if state.enabled:
-        dirs += [state.policy_dir, state.log_host_dir]
+    dirs = _needed_dirs(request)
     unwritable = tuple(sorted({d if os.path.exists(d) else f"{_existing(d)} (nearest existing parent of {d})"
                                for d in dirs if not os.access(_existing(d), os.W_OK)}))
     log_dir = _existing(state.log_host_dir)
@@ -144,6 +186,8 @@ def gather(request: NodeRequest, probe: Callable[[str], bool]) -> Facts:
         log_used_bytes=_used(state.log_host_dir, os.path.basename(state.log_path)),
         ready_url=url,
         ready=ready,
+        doubtful=doubtful,
+        not_dirs=tuple(_not_dirs(request)),
     )
 
 

@@ -77,7 +77,7 @@ def go_resolve(text: str) -> Any:
     if text[0] == ".":
         # go-yaml hands a "."-led scalar to strconv.ParseFloat as it is: underscores stay, and Go
         # accepts them only between digits (".0_0" is a number, "._5" and ".5_" are strings).
-        return float(text.replace("_", "")) if _go_underscores_ok(text) and _GO_FLOAT.match(
+        return _go_float(text.replace("_", ""), text) if _go_underscores_ok(text) and _GO_FLOAT.match(
             text.replace("_", "")) else text
     if text[0] in "+-0123456789":
         # Digits or a sign: go-yaml removes every underscore, then tries ParseInt, then its own float
@@ -87,8 +87,14 @@ def go_resolve(text: str) -> Any:
         if number is not None:
             return number
         if _GO_FLOAT.match(plain):
-            return float(plain)
+            return _go_float(plain, text)
     return text
+
+
+def _go_float(number: str, text: str) -> Any:
+    """strconv.ParseFloat: out of float64's range is an error, and go-yaml then keeps the string."""
+    value = float(number)
+    return text if math.isinf(value) else value
 
 
 def _go_underscores_ok(text: str) -> bool:
@@ -215,7 +221,20 @@ def _yaml_error(exc: Exception, source: str) -> ManifestError:
     return ManifestError(f"{source}: not valid YAML: {exc}")
 
 
+def json_prefixed(text: str) -> bool:
+    """apimachinery's IsJSONBuffer: the first non-space character is `{`, and the kubelet then decodes
+    the file as JSON, not YAML (no YAML 1.1 scalars, Go's rules for repeated keys)."""
+    i = 0
+    # Go's unicode.IsSpace is Unicode White_Space; Python's isspace also counts U+001C..U+001F.
+    while i < len(text) and text[i].isspace() and text[i] not in "\x1c\x1d\x1e\x1f":
+        i += 1
+    return text.startswith("{", i)
+
+
 def _guarded(text: str, source: str, rt: bool) -> tuple[Any, Any]:
+    if json_prefixed(text):
+        raise ManifestError(f"{source}:1:1: the kubelet reads a file that starts with '{{' as JSON, not YAML; "
+                            "kube-audit edits YAML manifests only (write it in block YAML)")
     try:
         _prescan(text, source)
         doc = _yaml(text).load(text) if rt else None
@@ -266,3 +285,17 @@ def location(node: Any, key: Any, source: str) -> str:
     except (AttributeError, KeyError, IndexError, TypeError):
         return source
     return f"{source}:{line + 1}:{col + 1}"
+
+
+def locate(doc: Any, path: tuple[str | int, ...], source: str) -> str:
+    """`source:line:col` of the deepest node on `path` that the document has (`source` if none)."""
+    found = source
+    node = doc
+    for key in path:
+        try:
+            line, col = node.lc.key(key) if isinstance(key, str) else node.lc.item(key)
+            found = f"{source}:{line + 1}:{col + 1}"
+            node = node[key]
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    return found

@@ -1,25 +1,38 @@
-"""The kubelet's own decoder (built from k8s.io/api + k8s.io/apimachinery v0.37.2) as a fixture."""
+"""The kubelet's own static-pod reading (built from k8s.io/kubernetes v1.37.2, see main.go) as fixtures."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import decoder
 
-Decode = Callable[[list[str]], list[dict[str, Any]]]
+Decode = Callable[[list[str | bytes]], list[dict[str, Any]]]
+ListDir = Callable[[Path], list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="session")
-def kubelet_decode() -> Decode:
+def kubelet_binary() -> Path:
     try:
-        binary = decoder.build()
+        return decoder.build()
     except decoder.GoMissingError as err:
         pytest.skip(str(err))
 
-    def run(texts: list[str]) -> list[dict[str, Any]]:
-        return decoder.decode(binary, texts)
+
+@pytest.fixture(scope="session")
+def kubelet_decode(kubelet_binary: Path) -> Decode:
+    def run(texts: list[str | bytes]) -> list[dict[str, Any]]:
+        return decoder.decode(kubelet_binary, texts)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def kubelet_list_dir(kubelet_binary: Path) -> ListDir:
+    def run(directory: Path) -> list[dict[str, Any]]:
+        return decoder.list_dir(kubelet_binary, directory)
 
     return run

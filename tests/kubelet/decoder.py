@@ -44,16 +44,27 @@ def build() -> Path:
     return binary
 
 
-def decode(binary: Path, texts: list[str]) -> list[dict[str, Any]]:
-    """Decode each manifest text as the kubelet does: [{"pod": {...}} or {"error": "..."}], in order."""
+def _run(binary: Path, args: list[str]) -> list[dict[str, Any]]:
+    result = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    answers: list[dict[str, Any]] = json.loads(result.stdout)
+    return answers
+
+
+def decode(binary: Path, texts: list[str | bytes]) -> list[dict[str, Any]]:
+    """Decode each manifest as the kubelet does, in order: {"pod": {...}} or {"error": "..."} (the plain
+    v1 decoder), and "kubelet": {"key", "hash", "error"} (the kubelet's whole static-pod path)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, text in enumerate(texts):
             path = Path(tmp) / f"{i}.yaml"
-            path.write_text(text)
+            path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
             paths.append(str(path))
-        result = subprocess.run([str(binary), *paths], capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    answers: list[dict[str, Any]] = json.loads(result.stdout)
+        answers = _run(binary, paths)
     return [{k: v for k, v in a.items() if k != "file"} for a in answers]
+
+
+def list_dir(binary: Path, directory: Path) -> list[dict[str, Any]]:
+    """Every entry of a manifests dir as the kubelet's file source sees it, sorted as it reads them."""
+    return _run(binary, ["-dir", str(directory)])

@@ -122,7 +122,8 @@ TRICKY = """y Y n N yes Yes YES no NO on On ON off Off OFF true True TRUE false 
 -9223372036854775809 1e3 1E3 1e+3 1e-3 1.5e-3 .5 -.5 +.5 1. 0. 0.1 1_0.5 08.5 1e 1e- 0e0 0x 0o 0b .inf -.Inf
 +.INF .NaN .nan .NAN .Nan . .. 2001-12-14 2001-12-14T21:59:43.10-05:00 12:30 1:20 abc 1a a1 +a ._5 .5_ -_1 0_7
 True1 yess nil none Off1 0x1g 1e3e3 ++1 --1 +-1
-.0_0 .1_2e3 ._0 .0_ .0__0 .0_e1 +inf -Inf +Infinity inf nan NaN +nan -nan 0x1p3 0x1.8p1 -0x.8p1 0x1p 1_e3""".split()  # noqa: SIM905 - a table reads best as text
+.0_0 .1_2e3 ._0 .0_ .0__0 .0_e1 +inf -Inf +Infinity inf nan NaN +nan -nan 0x1p3 0x1.8p1 -0x.8p1 0x1p 1_e3
+1E309 -1e309 .1e999 1e-400 1.7976931348623157e308 1.7976931348623159e308""".split()  # noqa: SIM905 - a table reads best as text
 
 
 def test_python_reads_tricky_plain_scalars_as_the_kubelet_does(kubelet_decode: Decode) -> None:

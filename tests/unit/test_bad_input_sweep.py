@@ -11,6 +11,7 @@ anything on a node changes, with a message naming the config key or `file:line:c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import pulumi
 import pytest
 
 from components import ssh
-from components.manifest import node
+from components.manifest import node, planner
 from tests.unit.manifest.helpers import FIXTURE, make_etc, make_request, scripted
 from tests.unit.program.conftest import FAKE_KEY, MASTERS
 
@@ -260,11 +261,45 @@ MANIFESTS: list[tuple[Any, str]] = [
     ("stray", r"kube-apiserver\.yaml\.bak also declares the kube-apiserver pod"),
     ("no-policy", r"the audit policy .*apiserver-audit-policy\.yaml is missing"),
     ("huge", rf"{M} is 10485761 bytes; the kubelet reads static-pod files of up to 10485760"),
+    # Pods the kubelet would reject: refused, not written (podcheck.py).
+    ("disable-init-mount", rf"{M}:\d+:7: spec\.initContainers\[0\]\.volumeMounts\[0\]\.name: Not found: "
+                           r"\"audit-logs\" \(container 'shipper' mounts kube-audit's volume.*remove that mount first"),
+    ("disable-sidecar-mount", rf"{M}:\d+:7: spec\.containers\[1\]\.volumeMounts\[0\]\.name: Not found: "
+                              r"\"audit-policy\""),
+    ("log-in-pki", rf"{M}:85:7: spec\.containers\[0\]\.volumeMounts\[5\]\.mountPath: Invalid value: "
+                   r"\"/etc/kubernetes/pki\": must be unique \('k8s-certs' is mounted there too"),
+    # Bytes we cannot keep while changing them, and a file the kubelet reads otherwise (JSON).
+    (pod(command="    - kube-apiserver\n").replace("    command:\n    - kube-apiserver\n",
+                                                   "    command: [kube-apiserver,\n      --secure-port=6443,  # x\n"
+                                                   "      --v=2]\n"),
+     rf"{M}:10: the change would rewrite this part of the file in another layout \('command: \[kube-apiserver,'"),
+    (b'{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kube-apiserver"}, "spec": {"containers": '
+     b'[{"name": "kube-apiserver", "image": "x", "command": ["kube-apiserver"]}]}}\n',
+     rf"{M}:1:1: the kubelet reads a file that starts with '{{' as JSON, not YAML"),
+    # A second kube-apiserver pod however it is written, and files we cannot read as the kubelet does.
+    ("hardlink", rf"manifests/kube-apiserver-copy\.yaml \(a hard link to {M}\) also declares the kube-apiserver pod"),
+    ("symlink-copy", rf"manifests/zz\.yaml \(a symlink to {M}\) also declares the kube-apiserver pod"),
+    ("utf16-copy", r"manifests/b\.yaml also declares the kube-apiserver pod"),
+    ("dupname-copy", r"manifests/a\.yaml also declares the kube-apiserver pod"),
+    ("deep-copy", r"manifests/d\.yaml: nested deeper than 256 levels.*cannot tell whether the kubelet reads a "
+                  r"second kube-apiserver pod from it"),
+    ("unreadable-copy", r"manifests/e\.yaml: not YAML we can read"),
+    # A directory we must create, below a regular file.
+    ("log-below-file", r"log is not a directory, so log/audit cannot be created below it"),
 ]
 
 
-def prepare(etc: Path, manifest: Any) -> None:
+def _enabled_with_shipper(etc: Path, kind: str, volume: str) -> str:
+    text = planner.rewrite(KUBEADM, make_request(etc).state, M)[2]
+    item = f"  - name: shipper\n    image: busybox\n    volumeMounts:\n    - mountPath: /x\n      name: {volume}\n"
+    block = item if kind == "containers" else f"  {kind}:\n{item}"
+    return text.replace("  hostNetwork: true\n", block + "  hostNetwork: true\n")
+
+
+def prepare(etc: Path, manifest: Any) -> dict[str, Any]:
+    """Plant the bad input; returns what the request's state must say for it (e.g. audit off)."""
     path = etc / M
+    manifests = etc / "manifests"
     if isinstance(manifest, bytes):
         path.write_bytes(manifest)
     elif manifest == "symlink":
@@ -274,13 +309,38 @@ def prepare(etc: Path, manifest: Any) -> None:
         path.unlink()
         os.mkfifo(path)
     elif manifest == "stray":
-        shutil.copy(path, etc / "manifests" / "kube-apiserver.yaml.bak")
+        shutil.copy(path, manifests / "kube-apiserver.yaml.bak")
     elif manifest == "no-policy":
         (etc / "audit-policy" / "apiserver-audit-policy.yaml").unlink()
     elif manifest == "huge":
         path.write_bytes(KUBEADM.encode() + b"#" * (10 * 1024 * 1024 + 1 - len(KUBEADM.encode())))
+    elif manifest in ("disable-init-mount", "disable-sidecar-mount"):
+        kind, volume = (("initContainers", "audit-logs") if manifest == "disable-init-mount" else
+                        ("containers", "audit-policy"))
+        path.write_text(_enabled_with_shipper(etc, kind, volume))
+        return {"enabled": False, "policy_hash": None}
+    elif manifest == "log-in-pki":
+        return {"log_path": "/etc/kubernetes/pki/audit.log"}
+    elif manifest == "hardlink":
+        os.link(path, manifests / "kube-apiserver-copy.yaml")
+    elif manifest == "symlink-copy":
+        (manifests / "zz.yaml").symlink_to("kube-apiserver.yaml")
+    elif manifest == "utf16-copy":
+        (manifests / "b.yaml").write_bytes(("\ufeff" + KUBEADM).encode("utf-16-le"))
+    elif manifest == "dupname-copy":
+        (manifests / "a.yaml").write_text(KUBEADM.replace("\n  name: kube-apiserver\n",
+                                                          "\n  name: a\n  name: kube-apiserver\n", 1))
+    elif manifest == "deep-copy":
+        (manifests / "d.yaml").write_text(KUBEADM.replace("  labels:\n", "  x: " + "[" * 300 + "]" * 300 + "\n"
+                                                          "  labels:\n"))
+    elif manifest == "unreadable-copy":
+        (manifests / "e.yaml").write_text("metadata: {name: kube-apiserver\n")
+    elif manifest == "log-below-file":
+        (etc / "log").write_text("a file, not the log dir\n")
+        return {"log_host_dir": str(etc / "log" / "audit")}
     else:
         path.write_text(manifest)
+    return {}
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes | str]]:
@@ -302,10 +362,12 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes | str]]:
 def test_bad_manifest_is_refused_with_nothing_written(tmp_path: Path, manifest: Any, message: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     etc = make_etc(tmp_path / "etc")
-    prepare(etc, manifest)
+    state = prepare(etc, manifest)
+    request = make_request(etc)
+    request = dataclasses.replace(request, state=dataclasses.replace(request.state, **state))
     before = snapshot(tmp_path)
     waiter = scripted([True])
-    code = node.main(["apply", "--request", make_request(etc).to_json()], gate=waiter)
+    code = node.main(["apply", "--request", request.to_json()], gate=waiter)
     err = capsys.readouterr().err.replace(str(etc) + "/", "")
     assert code == 2, err
     assert re.search(message, err), err

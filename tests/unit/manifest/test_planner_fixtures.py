@@ -74,25 +74,30 @@ def test_flags_follow_args_when_command_is_only_the_binary() -> None:
     assert list(new)[:2] == ["kind", "apiVersion"], "key order of the document is kept"
 
 
+HAND_MADE_MOUNT = {"mountPath": "/etc/kubernetes/audit-policy/apiserver-audit-policy.yaml", "name": "audit-policy-file"}
+HAND_MADE_VOLUME = {"hostPath": {"path": "/etc/kubernetes/audit-policy/apiserver-audit-policy.yaml", "type": "File"},
+                    "name": "audit-policy-file"}
+K8S_CERTS_MOUNT = {"mountPath": "/etc/kubernetes/pki", "name": "k8s-certs", "readOnly": True}
+K8S_CERTS_VOLUME = {"hostPath": {"path": "/etc/kubernetes/pki", "type": "DirectoryOrCreate"}, "name": "k8s-certs"}
+
+
 def test_stale_hand_made_audit_settings_are_replaced_not_duplicated() -> None:
     pod = load("stale-hand-made.yaml")
     new = planner.plan(pod, ON)
     command = container(new)["command"]
     assert command == ["kube-apiserver", "--advertise-address=10.6.0.12", *DCE_FLAGS,
                        "--etcd-servers=https://127.0.0.1:2379"]
-    assert container(new)["volumeMounts"] == [
-        {"mountPath": "/etc/kubernetes/pki", "name": "k8s-certs", "readOnly": True}, *OUR_MOUNTS]
-    assert new["spec"]["volumes"] == [
-        {"hostPath": {"path": "/etc/kubernetes/pki", "type": "DirectoryOrCreate"}, "name": "k8s-certs"},
-        *OUR_VOLUMES]
+    # Ours by name (audit-logs) is replaced; a mount of another name is someone else's, wherever it points.
+    assert container(new)["volumeMounts"] == [K8S_CERTS_MOUNT, HAND_MADE_MOUNT, *OUR_MOUNTS]
+    assert new["spec"]["volumes"] == [K8S_CERTS_VOLUME, HAND_MADE_VOLUME, *OUR_VOLUMES]
 
 
-def test_disable_removes_every_audit_flag_mount_and_volume_of_a_hand_made_manifest() -> None:
+def test_disable_removes_every_audit_flag_and_only_our_mounts_and_volumes_of_a_hand_made_manifest() -> None:
     new = planner.plan(load("stale-hand-made.yaml"), OFF)
     assert container(new)["command"] == ["kube-apiserver", "--advertise-address=10.6.0.12",
                                          "--etcd-servers=https://127.0.0.1:2379"]
-    assert [m["name"] for m in container(new)["volumeMounts"]] == ["k8s-certs"]
-    assert [v["name"] for v in new["spec"]["volumes"]] == ["k8s-certs"]
+    assert container(new)["volumeMounts"] == [K8S_CERTS_MOUNT, HAND_MADE_MOUNT]
+    assert new["spec"]["volumes"] == [K8S_CERTS_VOLUME, HAND_MADE_VOLUME]
     assert "annotations" not in new["metadata"]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.manifest import planner
+from components.manifest import planner, podcheck
 from components.manifest.desired import AuditState
 
 ON = AuditState(enabled=True, policy_hash="0" * 64)
@@ -22,9 +22,9 @@ values = st.text(alphabet="abcdefghij0123456789./:,=", min_size=1, max_size=12)
 
 
 @st.composite
-def flags(draw: Any) -> list[str]:
+def flags(draw: Any, least: int = 0) -> list[str]:
     tokens: list[str] = []
-    for _ in range(draw(st.integers(0, 8))):
+    for _ in range(draw(st.integers(least, 8))):
         name = draw(flag_names)
         form = draw(st.sampled_from(["eq", "two", "bare"]))
         if form == "eq":
@@ -37,22 +37,37 @@ def flags(draw: Any) -> list[str]:
 
 
 mount_names = st.sampled_from(["k8s-certs", "ca-certs", "etc-pki", "extra", "usr-share"])
-paths = st.sampled_from(["/etc/kubernetes/pki", "/etc/ssl/certs", "/etc/pki", "/srv/x", "/var/log/other"])
+# Someone else's mounts may sit near ours (inside our dirs, around them) or where kubeadm puts its own;
+# none of them is ours: only our names are.
+paths = st.sampled_from(["/etc/kubernetes/pki", "/etc/ssl/certs", "/etc/pki", "/srv/x", "/var/log/other",
+                         "/var/log/audit/old", "/etc/kubernetes/audit-policy/old.yaml", "/etc/kubernetes", "/var/log"])
 
 
 @st.composite
 def manifests(draw: Any) -> planner.Pod:
     container: dict[str, Any] = {"name": "kube-apiserver", "image": "registry.k8s.io/kube-apiserver:v1.31.0"}
-    where = draw(st.sampled_from(["command", "args", "both"]))
-    container["command"] = ["kube-apiserver"] + (draw(flags()) if where in ("command", "both") else [])
+    where = draw(st.sampled_from(["command", "args", "both", "empty-command", "no-command"]))
+    if where != "no-command":
+        container["command"] = [] if where == "empty-command" else ["kube-apiserver"] + (
+            draw(flags()) if where in ("command", "both") else [])
     if where in ("args", "both"):
         container["args"] = draw(flags())
+    elif where in ("empty-command", "no-command") and draw(st.booleans()):
+        # Not `args: []` here: args we fill under an empty command are removed whole on disable.
+        container["args"] = draw(flags(least=1))
     names = draw(st.lists(mount_names, unique=True, max_size=4))
+    # The kubelet rejects two mounts at one path: a valid pod has each path once.
+    mount_paths = draw(st.lists(paths, unique=True, min_size=len(names), max_size=len(names)))
     if names:
-        container["volumeMounts"] = [{"mountPath": draw(paths), "name": n} for n in names]
+        container["volumeMounts"] = [{"mountPath": p, "name": n} for n, p in zip(names, mount_paths, strict=True)]
     spec: dict[str, Any] = {"containers": [container], "hostNetwork": True}
     if draw(st.booleans()):
         spec["containers"].append({"name": "sidecar", "image": "busybox", "command": ["sleep", "--audit-x=1"]})
+        if names and draw(st.booleans()):
+            spec["containers"][-1]["volumeMounts"] = [{"mountPath": "/shared", "name": draw(st.sampled_from(names))}]
+    if names and draw(st.booleans()):
+        spec["initContainers"] = [{"name": "init", "image": "busybox",
+                                   "volumeMounts": [{"mountPath": "/x", "name": draw(st.sampled_from(names))}]}]
     if names:
         spec["volumes"] = [{"hostPath": {"path": draw(paths), "type": "DirectoryOrCreate"}, "name": n} for n in names]
     metadata: dict[str, Any] = {"name": "kube-apiserver", "namespace": "kube-system"}
@@ -101,10 +116,23 @@ def test_non_audit_content_is_never_touched(pod: planner.Pod, state: AuditState)
     for key in ("command", "args"):
         assert [t for t in new_c.get(key) or [] if not t.startswith("--audit-")] == (old_c.get(key) or [])
     assert [m for m in new_c.get("volumeMounts", []) if m["name"] not in ("audit-logs", "audit-policy")] == \
-        old_c.get("volumeMounts", [])
+        old_c.get("volumeMounts", []), "someone else's mounts stay, wherever they point"
+    assert [v for v in new["spec"].get("volumes", []) if v["name"] not in ("audit-logs", "audit-policy")] == \
+        pod["spec"].get("volumes", []), "and so do their volumes"
     assert new["spec"]["containers"][1:] == pod["spec"]["containers"][1:], "other containers untouched"
     assert {k: v for k, v in new["spec"].items() if k not in ("containers", "volumes")} == \
         {k: v for k, v in pod["spec"].items() if k not in ("containers", "volumes")}
+
+
+@given(manifests(), audit_states())
+def test_the_kubelet_accepts_every_planned_pod_and_runs_the_same_program(pod: planner.Pod,
+                                                                         state: AuditState) -> None:
+    for target in (state, OFF):
+        new = planner.plan(pod, target)
+        assert podcheck.problems(pod, new, 0) == []
+        old_command, new_command = pod["spec"]["containers"][0].get("command"), new["spec"]["containers"][0].get(
+            "command")
+        assert (new_command or [None])[0] == (old_command or [None])[0], "an empty command stays empty"
 
 
 @given(manifests(), st.lists(st.sampled_from([
@@ -112,11 +140,12 @@ def test_non_audit_content_is_never_touched(pod: planner.Pod, state: AuditState)
     "--audit-policy-file=/x.yaml"]), min_size=1, max_size=4), st.integers(0, 10))
 def test_stale_audit_flags_never_survive_or_duplicate(pod: planner.Pod, stale: list[str], at: int) -> None:
     dirty = copy.deepcopy(pod)
-    command = planner.apiserver_container(dirty)["command"]
-    position = 1 + at % len(command)
+    container = planner.apiserver_container(dirty)
+    tokens, first = (container["command"], 1) if container.get("command") else (container.setdefault("args", []), 0)
+    position = first + at % (len(tokens) - first + 1)
     # Insert only between whole flags, as a person editing the file would.
-    while position < len(command) and not command[position].startswith("-"):
+    while position < len(tokens) and not tokens[position].startswith("-"):
         position += 1
-    command[position:position] = stale
+    tokens[position:position] = stale
     assert planner.plan(dirty, ON) == planner.plan(pod, ON)
     assert planner.audit_flags(planner.plan(dirty, OFF)) == []
