@@ -25,7 +25,7 @@ from lab import system
 from lab.config import REPO, Host
 from lab.stack import NS
 
-from .harness import E2E
+from .harness import E2E, LongWatches
 from .stacks import Stack
 
 pytestmark = pytest.mark.e2e
@@ -43,12 +43,17 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
     def log_message(self, *a):
         pass
+tries = 0
 while True:
     try:
         server = http.server.ThreadingHTTPServer(("{ip}", 6443), H)
         break
-    except OSError:
+    except OSError as exc:
+        tries += 1
+        if tries == 1:
+            print("waiting for the port:", exc, flush=True)
         time.sleep(0.05)
+print("bound after", tries, "tries at", time.time(), flush=True)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain("{cert}", "{key}")
 server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -478,15 +483,22 @@ class TestRolloutFaults:
         faults.set_log(maxAge=17)
         poller = e2e.poller()
         t0 = time.monotonic()
-        # Waiting to bind the readiness address from before the `up` starts: it gets it the moment the
-        # old apiserver lets go (now ~1 s after SIGTERM, so a decoy started on seeing the manifest change
-        # could lose the race to the new apiserver), and answers 200.
-        decoy = subprocess.Popen(["ip", "netns", "exec", m1.netns, "python3", str(decoy_py)])
+        # The decoy binds the readiness address while master 1's old apiserver drains a long-lived watch
+        # (its listener is closed for the 30 s of the drain), so the new apiserver finds the port taken
+        # and the decoy answers 200. Without a client to drain, the old one lets go of the port only as
+        # it exits and the new one, started at once, binds first (measured: the decoy never got it).
+        watch = LongWatches({m1.name: e2e.client(m1)}).start()
+        watch.wait_open()
+        decoy_log = tmp_path / "decoy.log"
+        with decoy_log.open("wb") as log:
+            decoy = subprocess.Popen(["ip", "netns", "exec", m1.netns, "python3", "-u", str(decoy_py)], stdout=log,
+                                     stderr=subprocess.STDOUT)
         try:
             r = faults.up(check=False)
         finally:
             decoy.kill()
             decoy.wait()
+            watch.stop()
         failed = time.monotonic() - t0
         out = r.stdout + r.stderr
         assert_plain(out)
