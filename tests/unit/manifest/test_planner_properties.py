@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from components.manifest import flags as flags_mod
 from components.manifest import planner
 from components.manifest.desired import AuditState
 
@@ -113,10 +114,13 @@ def test_non_audit_content_is_never_touched(pod: planner.Pod, state: AuditState)
 def test_stale_audit_flags_never_survive_or_duplicate(pod: planner.Pod, stale: list[str], at: int) -> None:
     dirty = copy.deepcopy(pod)
     command = planner.apiserver_container(dirty)["command"]
-    position = 1 + at % len(command)
-    # Insert only between whole flags, as a person editing the file would.
-    while position < len(command) and not command[position].startswith("-"):
-        position += 1
+    # Insert only between whole flags, as a person editing the file would, and not right after a bare
+    # flag that may take the next argument for its value (the planner refuses that: test_flags.py).
+    line = flags_mod.parse(command[1:])
+    takes_next = {f.start + 1 for f in line.flags if f.may_take_next}
+    starts = {f.start + 1 for f in line.flags} | {len(command)}
+    positions = sorted(p for p in starts if p - 1 not in takes_next) or [1]
+    position = positions[at % len(positions)]
     command[position:position] = stale
     assert planner.plan(dirty, ON) == planner.plan(pod, ON)
     assert planner.audit_flags(planner.plan(dirty, OFF)) == []
