@@ -36,11 +36,35 @@ AUDIT_PREFIX = "--audit-"
 # value-taking flag written `--flag --value`, and pflag would read the two cases differently.
 NO_VALUE = frozenset(
     {
+        "--aggregator-reject-forwarding-redirect",
+        "--allow-privileged",
+        "--anonymous-auth",
         "--audit-log-batch-throttle-enable",
         "--audit-log-compress",
         "--audit-log-truncate-enabled",
         "--audit-webhook-batch-throttle-enable",
         "--audit-webhook-truncate-enabled",
+        "--contention-profiling",
+        "--disable-http2-serving",
+        "--emulation-forward-compatible",
+        "--enable-aggregator-routing",
+        "--enable-bootstrap-token-auth",
+        "--enable-garbage-collector",
+        "--enable-logs-handler",
+        "--enable-priority-and-fairness",
+        "--encryption-provider-config-automatic-reload",
+        "--help",
+        "--log-json-split-stream",
+        "--log-text-split-stream",
+        "--permit-address-sharing",
+        "--permit-port-sharing",
+        "--profiling",
+        "--runtime-config-emulation-forward-compatible",
+        "--service-account-extend-token-expiration",
+        "--service-account-lookup",
+        "--shutdown-send-retry-after",
+        "--version",
+        "--watch-cache",
     }
 )
 
