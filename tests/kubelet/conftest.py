@@ -23,3 +23,19 @@ def kubelet_decode() -> Decode:
         return decoder.decode(binary, texts)
 
     return run
+
+
+DecodeBytes = Callable[[list[bytes]], list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def kubelet_decode_bytes() -> DecodeBytes:
+    try:
+        binary = decoder.build()
+    except decoder.GoMissingError as err:
+        pytest.skip(str(err))
+
+    def run(files: list[bytes]) -> list[dict[str, Any]]:
+        return decoder.decode_bytes(binary, files)
+
+    return run

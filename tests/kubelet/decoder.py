@@ -46,11 +46,16 @@ def build() -> Path:
 
 def decode(binary: Path, texts: list[str]) -> list[dict[str, Any]]:
     """Decode each manifest text as the kubelet does: [{"pod": {...}} or {"error": "..."}], in order."""
+    return decode_bytes(binary, [text.encode("utf-8") for text in texts])
+
+
+def decode_bytes(binary: Path, files: list[bytes]) -> list[dict[str, Any]]:
+    """The same for the bytes of each file (another encoding, a byte-order mark)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for i, text in enumerate(texts):
+        for i, data in enumerate(files):
             path = Path(tmp) / f"{i}.yaml"
-            path.write_text(text)
+            path.write_bytes(data)
             paths.append(str(path))
         result = subprocess.run([str(binary), *paths], capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
