@@ -199,7 +199,7 @@ def test_the_real_kube_apiserver_reads_what_we_read(args: list[str]) -> None:
         # The real binary knows its flags and reads it that way.
         flag = doubtful[0]
         before = next(f for f in line.flags if f.stop == flag.start)
-        args = args[:before.start] + [f"{before.text}={args[flag.start]}"] + args[flag.start + 1:]
+        args = [*args[:before.start], f"{before.text}={args[flag.start]}", *args[flag.start + 1:]]
         line = flags.parse(args)
     ours = {name: f.value for name, f in line.in_force().items()}
     for name in set(STRING_FLAGS + INT_FLAGS + BOOL_FLAGS):
