@@ -190,8 +190,25 @@ def container_args(container: Mapping[str, Any]) -> list[tuple[str, int]]:
     return refs
 
 
+def locate(container: Mapping[str, Any]) -> tuple[CommandLine, list[tuple[str, int]]]:
+    """The container's flags, and where argument n of the command line sits (see container_args)."""
+    refs = container_args(container)
+    return parse([container[key][i] for key, i in refs]), refs
+
+
 def parse_container(container: Mapping[str, Any]) -> CommandLine:
-    return parse([container[key][i] for key, i in container_args(container)])
+    return locate(container)[0]
+
+
+def not_in_force(container: Mapping[str, Any], wanted: Sequence[str]) -> str | None:
+    """Why the `--name=value` flags `wanted` are not what kube-apiserver reads from this container, or None."""
+    in_force = parse_container(container).in_force()
+    for flag in parse(wanted).flags:
+        have = in_force.get(flag.name)
+        if have is None or have.doubt or have.canonical != flag.canonical:
+            why = have.doubt if have is not None and have.doubt else "another argument takes its place"
+            return f"kube-apiserver would not read {flag.text} as a flag in force ({why})"
+    return None
 
 
 def parse_argv(argv: Sequence[object]) -> CommandLine:

@@ -172,8 +172,7 @@ def _audit_positions(container: dict[str, Any], where: str) -> dict[str, set[int
 
     Refuses a command line whose audit flags kube-apiserver might read otherwise than we do.
     """
-    refs = apiflags.container_args(container)
-    line = apiflags.parse([container[key][i] for key, i in refs])
+    line, refs = apiflags.locate(container)
     if line.terminator is not None:
         key, i = refs[line.terminator]
         raise ManifestError(f"{where}.{key}[{i}]: '--' ends kube-apiserver's flags, and it refuses whatever "
@@ -212,27 +211,13 @@ def _insert_at(container: dict[str, Any], key: str) -> int:
     """Where kubeadm's alphabetical order puts our flags in container[key]: before the first flag
     that sorts later, by the name kube-apiserver reads. Never inside a `--flag value` pair, and never
     right after a bare flag that may take the next argument for its value (ours would become it)."""
-    refs = apiflags.container_args(container)
-    line = apiflags.parse([container[k][i] for k, i in refs])
+    line, refs = apiflags.locate(container)
     here = [(refs[f.start][1], f) for f in line.flags if refs[f.start][0] == key]
     at = next((i for i, f in here if f.name > AUDIT_FLAG_PREFIX), len(container[key]))
     takes_next = {i for i, f in here if f.may_take_next}
     while at - 1 in takes_next:
         at -= 1
     return at
-
-
-def _check_in_force(container: dict[str, Any], flags: list[str]) -> None:
-    """Ours must be what kube-apiserver reads: each a flag beyond doubt, the one in force."""
-    line = apiflags.parse_container(container)
-    in_force = line.in_force()
-    for flag in apiflags.parse(flags).flags:
-        have = in_force.get(flag.name)
-        if have is None or have.doubt or have.canonical != flag.canonical:
-            why = have.doubt if have is not None and have.doubt else "another argument takes its place"
-            raise ManifestError(f"spec.containers[name={APISERVER_CONTAINER}]: no place in the command line where "
-                                f"kube-apiserver reads {flag.text} as a flag ({why}); write the flags around it as "
-                                "--NAME=VALUE")
 
 
 def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
@@ -251,7 +236,8 @@ def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
     # Put the flags where the others live: kubeadm uses `command`, some installers use `args`.
     command_has_flags = isinstance(command, list) and any(_is_flag(t) for t in command[1:])
     args_has_flags = isinstance(args, list) and any(_is_flag(t) for t in args)
-    if isinstance(command, list) and (command_has_flags or not args_has_flags):
+    # An empty command is no command (the image's entrypoint runs): ours there would be the executable.
+    if isinstance(command, list) and command and (command_has_flags or not args_has_flags):
         key = "command"
     elif isinstance(args, list):
         key = "args"
@@ -262,7 +248,10 @@ def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
     at = _insert_at(container, key)
     old: list[tuple[int | None, Any]] = list(enumerate(tokens))
     _rebuild(tokens, old[:at] + [(None, f) for f in flags] + old[at:])
-    _check_in_force(container, flags)
+    why = apiflags.not_in_force(container, flags)  # ours must be what kube-apiserver reads
+    if why:
+        raise ManifestError(f"spec.containers[name={APISERVER_CONTAINER}].{key}: no place for our flags: {why}; "
+                            "write the flags around them as --NAME=VALUE")
 
 
 # --- mounts and volumes --------------------------------------------------------------------------

@@ -165,3 +165,12 @@ def test_after_disable_no_audit_flag_is_left_in_any_spelling(pod: planner.Pod, s
     new = planner.plan(insert_between_flags(pod, stale, at), OFF)
     assert audit_in_force(new) == {} and planner.audit_flags(new) == []
     assert planner.plan(new, OFF) == new
+
+
+def test_an_empty_command_gets_no_flags_ours_would_be_the_executable() -> None:
+    # No command: the image's entrypoint (kube-apiserver) gets args.
+    pod = planner.parse_manifest(KUBEADM.replace("  - command:\n    - kube-apiserver\n", "  - command: []\n    args:\n"),
+                                 "m")
+    new = planner.plan(pod, ON)
+    container = planner.apiserver_container(new)
+    assert container["command"] == [] and audit_in_force(new) == dict(f.split("=", 1) for f in ON.flags())
