@@ -84,7 +84,9 @@ def pod_references(pod: Any, host_path: str, resolve: Callable[[str], str] = os.
             if not isinstance(container, dict):
                 continue
             for value in _policy_values(container):
-                found = _on_host(value, container, volumes)
+                # A relative path is the process's: from the container's workingDir (the image's is /).
+                inner = posixpath.join(str(container.get("workingDir") or "/"), value)
+                found = _on_host(posixpath.normpath(inner), container, volumes)
                 if found == want or resolve(found) == real:
                     return True
     return False

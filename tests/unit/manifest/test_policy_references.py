@@ -181,3 +181,14 @@ def test_kubelet_text_decodes_as_go_yaml_does() -> None:
     for bad in (b"a\xff", b"\xff\xfe\x00\xd8"):
         with pytest.raises(UnicodeDecodeError):
             references.kubelet_text(bad)
+
+
+def test_a_relative_policy_path_is_read_from_the_working_dir(tmp_path: Path) -> None:
+    pod = {"spec": {"containers": [{"name": "kube-apiserver", "workingDir": "/etc/audit",
+                                    "command": ["kube-apiserver", "--audit_policy_file=../audit/./p.yaml"],
+                                    "volumeMounts": [{"name": "pol", "mountPath": "/etc/audit"}]}],
+                    "volumes": [{"name": "pol", "hostPath": {"path": "/srv/policies"}}]}}
+    assert references.pod_references(pod, "/srv/policies/p.yaml")
+    del pod["spec"]["containers"][0]["workingDir"]  # then it is the image's, /: /audit/p.yaml, not mounted
+    assert not references.pod_references(pod, "/srv/policies/p.yaml")
+    assert references.pod_references(pod, "/audit/p.yaml")
