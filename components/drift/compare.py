@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from components.manifest import planner
+from components.manifest import flags, planner
 from components.manifest.desired import HASH_ANNOTATION, AuditState
 
 
@@ -42,6 +42,8 @@ def _short(value: str | None) -> str:
 
 
 def _flags(tokens: list[str]) -> dict[str, str | None]:
+    """Name -> the value in force: `planner.audit_flags` lists every spelling under the name
+    kube-apiserver reads, in order, so the last one wins here as it does there."""
     out: dict[str, str | None] = {}
     for token in tokens:
         name, sep, value = token.partition("=")
@@ -126,13 +128,14 @@ def _pod_reasons(pod: planner.Pod, state: AuditState, where: str, proven: Callab
     return reasons or [f"audit settings in {where} are not in the form the stack writes"]
 
 
-def _all_flags(tokens: list[Any]) -> set[str]:
-    return {t for t in tokens if isinstance(t, str) and t.startswith("--")}
+def _all_flags(argv: list[Any]) -> set[str]:
+    """Every flag of a process command line as written (`--etcd-servers https://...` whole): the
+    running apiserver was started from a manifest exactly when these are the manifest's."""
+    return {f.text for f in flags.parse_argv(argv).flags}
 
 
 def _manifest_flags(pod: planner.Pod) -> set[str]:
-    container = planner.apiserver_container(pod)
-    return _all_flags(list(container.get("command") or []) + list(container.get("args") or []))
+    return {f.text for f in flags.parse_container(planner.apiserver_container(pod)).flags}
 
 
 def running_notes(text: str, processes: list[dict[str, Any]], where: str) -> list[str]:

@@ -1,7 +1,8 @@
 """Edit a kubeadm ClusterConfiguration so `kubeadm upgrade` regenerates the audit settings.
 
-Pure: text in, text out (no cluster access). Only `apiServer.extraArgs` entries named `audit-*` and
-the two extraVolumes named as the manifest planner names them are ours; every other field, entry,
+Pure: text in, text out (no cluster access). Only `apiServer.extraArgs` entries named `audit-*` (in
+any spelling: `audit_policy_file` is the same flag to kube-apiserver) and the two extraVolumes named
+as the manifest planner names them are ours; every other field, entry,
 key order and comment is kept (round-trip YAML). Enabled: ours are set to the desired state.
 Disabled: ours are removed, and `extraArgs`/`extraVolumes`/`apiServer` that only we created go too,
 so edit(edit(c, on), off) gives back c for a configuration that had no audit settings.
@@ -19,10 +20,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from components.manifest import flags
 from components.manifest.desired import LOG_VOLUME, POLICY_VOLUME, AuditState
 
 VERSIONS = ("kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4")
-AUDIT_ARG_PREFIX = "audit-"
 
 
 class ClusterConfigError(ValueError):
@@ -69,6 +70,12 @@ def _load(text: str, source: str) -> CommentedMap:
     return doc
 
 
+def _audit_arg(name: Any) -> bool:
+    """An extraArg kubeadm writes as an audit flag: `audit_policy_file` becomes `--audit_policy_file=`,
+    which kube-apiserver reads as `--audit-policy-file` (flags.py)."""
+    return ("--" + flags.normalize(str(name))).startswith(flags.AUDIT_PREFIX)
+
+
 def _ours(volume: Any) -> bool:
     return isinstance(volume, dict) and volume.get("name") in (LOG_VOLUME, POLICY_VOLUME)
 
@@ -95,7 +102,7 @@ def _edit_args_v1beta3(api: CommentedMap, state: AuditState, source: str) -> Non
     if args is not None and not isinstance(args, dict):
         raise ClusterConfigError(f"{source}: apiServer.extraArgs must be a map in v1beta3")
     args = CommentedMap() if args is None else args
-    for key in [k for k in args if str(k).startswith(AUDIT_ARG_PREFIX)]:
+    for key in [k for k in args if _audit_arg(k)]:
         del args[key]
     for name, value in desired_args(state):
         args[name] = value
@@ -109,7 +116,7 @@ def _edit_args_v1beta4(api: CommentedMap, state: AuditState, source: str) -> Non
     args = CommentedSeq() if args is None else args
     for i in reversed(range(len(args))):
         item = args[i]
-        if isinstance(item, dict) and str(item.get("name", "")).startswith(AUDIT_ARG_PREFIX):
+        if isinstance(item, dict) and _audit_arg(item.get("name", "")):
             del args[i]
     for name, value in desired_args(state):
         entry = CommentedMap()
@@ -165,9 +172,9 @@ def audit_view(text: str, source: str = "ClusterConfiguration") -> dict[str, Any
     api = doc.get("apiServer") or {}
     args = api.get("extraArgs") or {}
     if isinstance(args, dict):
-        pairs = [(str(k), str(v)) for k, v in args.items() if str(k).startswith(AUDIT_ARG_PREFIX)]
+        pairs = [(str(k), str(v)) for k, v in args.items() if _audit_arg(k)]
     else:
         pairs = [(str(a.get("name")), str(a.get("value"))) for a in args
-                 if isinstance(a, dict) and str(a.get("name", "")).startswith(AUDIT_ARG_PREFIX)]
+                 if isinstance(a, dict) and _audit_arg(a.get("name", ""))]
     volumes = [dict(v) for v in api.get("extraVolumes") or [] if _ours(v)]
     return {"extraArgs": [f"{k}={v}" for k, v in pairs], "extraVolumes": volumes}

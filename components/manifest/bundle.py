@@ -18,7 +18,7 @@ import ruamel.yaml
 
 _COMPONENTS = Path(__file__).resolve().parent.parent
 # Only what node.py imports: the planner and the desired-state model. Nothing that imports pulumi.
-_OWN_FILES = ("__init__.py", "manifest/__init__.py", "manifest/desired.py", "manifest/files.py",
+_OWN_FILES = ("__init__.py", "manifest/__init__.py", "manifest/desired.py", "manifest/files.py", "manifest/flags.py",
               "manifest/gate.py", "manifest/yamlrt.py", "manifest/planner.py", "manifest/preflight.py",
               "manifest/references.py", "manifest/mounts.py", "manifest/podcheck.py", "manifest/splice.py",
               "manifest/staticpods.py",

@@ -5,7 +5,8 @@ stopped, or any other process on the readiness port all answer. So, judged from 
 
   new-process  the process listening on the readiness port is kube-apiserver and started after
                the manifest was written (start time from /proc, on the boot clock);
-  flags        its command line carries exactly the desired `--audit-*` flags (none when disabling);
+  flags        its command line carries exactly the desired audit flags (none when disabling), read
+               as kube-apiserver reads them: `--audit_policy_file=/old` is an audit flag too (flags.py);
   ready        /readyz answered N times in a row *from that same process* (a crash-looping
                apiserver that answers once and dies never gets there);
   audit-log    when enabling, the audit log file was written after the manifest write.
@@ -16,13 +17,15 @@ this module travels in the node bundle.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-AUDIT_FLAG_PREFIX = "--audit-"
+from components.manifest import flags as apiflags
+
 _TCP_LISTEN = "0A"
 
 
@@ -54,7 +57,25 @@ class Verdict:
 
 
 def audit_tokens(argv: tuple[str, ...] | list[str]) -> list[str]:
-    return sorted(t for t in argv if t.startswith(AUDIT_FLAG_PREFIX))
+    """The audit flags of a process command line (argv[0] is the executable), any spelling or form,
+    as sorted `--name=value`: what the gate compares."""
+    return sorted(f.canonical for f in apiflags.parse_argv(argv).audit())
+
+
+def _flag_difference(argv: tuple[str, ...], wanted: tuple[str, ...]) -> tuple[list[str], list[str]] | None:
+    """(missing, unexpected as written) or None when argv's audit flags are exactly `wanted`."""
+    have = apiflags.parse_argv(argv).audit()
+    want = collections.Counter(f.canonical for f in apiflags.parse(list(wanted)).flags)
+    got = collections.Counter(f.canonical for f in have)
+    if got == want:
+        return None
+    surplus = got - want
+    extra = []
+    for flag in have:
+        if surplus[flag.canonical] > 0:
+            surplus[flag.canonical] -= 1
+            extra.append(flag.text)
+    return sorted((want - got).elements()), extra
 
 
 def judge(instances: list[Instance], want: Expectation) -> Verdict:
@@ -72,10 +93,9 @@ def judge(instances: list[Instance], want: Expectation) -> Verdict:
     if inst.started <= want.written_at:
         return Verdict(False, "new-process", f"kube-apiserver pid {inst.pid} started before the manifest was "
                                              "written (the old instance)")
-    have, wanted = audit_tokens(inst.argv), sorted(want.flags)
-    if have != wanted:
-        missing = [f for f in wanted if f not in have]
-        extra = [f for f in have if f not in wanted]
+    difference = _flag_difference(inst.argv, want.flags)
+    if difference is not None:
+        missing, extra = difference
         return Verdict(False, "flags", f"kube-apiserver pid {inst.pid} runs without {missing} and with "
                                        f"unexpected {extra}")
     return Verdict(True, "flags", f"kube-apiserver pid {inst.pid} is new and has the desired audit flags")

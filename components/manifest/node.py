@@ -37,8 +37,8 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+from components.manifest import flags, planner, references
 from components.manifest import gate as gate_mod
-from components.manifest import planner, references
 from components.manifest import preflight as preflight_mod
 from components.manifest.desired import HASH_ANNOTATION, AuditState, NodeRequest
 from components.manifest.files import (
@@ -88,10 +88,9 @@ def readiness_url(pod: planner.Pod, override: str | None) -> str:
         named = {p.get("name"): p.get("containerPort") for p in container.get("ports") or [] if isinstance(p, dict)}
         port = named.get(port)
     if not isinstance(port, int):
-        port = 6443
-        for token in (container.get("command") or []) + (container.get("args") or []):
-            if isinstance(token, str) and token.startswith("--secure-port="):
-                port = int(token.split("=", 1)[1])
+        # As kube-apiserver reads it: `--secure_port 6444` counts, and the last one wins.
+        secure = flags.parse_container(container).value("--secure-port")
+        port = int(secure) if secure is not None else 6443
     host = probe.get("host") or "127.0.0.1"
     scheme = str(probe.get("scheme") or "HTTPS").lower()
     path = probe.get("path") or "/readyz"
@@ -381,9 +380,15 @@ def remove_file(path: str, keep_if_used_by: str | None = None) -> dict[str, Any]
     if keep_if_used_by is None:
         return _unlink(path)
     with exclusive(keep_if_used_by):
-        users = references.referencing_manifests(path, keep_if_used_by)
-        if users:
-            return {"path": path, "removed": False, "keptBecauseUsedBy": users}
+        found = references.find_references(path, keep_if_used_by)
+        if found.users or found.unreadable:
+            kept: dict[str, Any] = {"path": path, "removed": False}
+            if found.users:
+                kept["keptBecauseUsedBy"] = found.users
+            if found.unreadable:
+                # Read otherwise than the kubelet reads it, a file could name the policy unseen.
+                kept["keptBecauseUnreadable"] = [f"{p}: {why}" for p, why in found.unreadable]
+            return kept
         return _unlink(path)
 
 
@@ -408,7 +413,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     remove = sub.add_parser("remove-file", help="remove PATH if present")
     remove.add_argument("--path", required=True)
     remove.add_argument("--keep-if-used-by", metavar="MANIFEST",
-                        help="keep PATH while a manifest in MANIFEST's dir names it (--audit-policy-file)")
+                        help="keep PATH while a manifest in MANIFEST's dir names it (--audit-policy-file, any "
+                             "spelling) or cannot be read as the kubelet reads it")
     return parser.parse_args(argv)
 
 

@@ -17,22 +17,13 @@ import difflib
 import posixpath
 from typing import Any
 
+from components.manifest import flags as apiflags
 from components.manifest import mounts, podcheck, splice, yamlrt
 from components.manifest.desired import HASH_ANNOTATION, AuditState
 from components.manifest.yamlrt import ManifestError
 
 APISERVER_CONTAINER = "kube-apiserver"
-AUDIT_FLAG_PREFIX = "--audit-"
-# pflag lets a non-bool flag take its value as the next token; bool flags never do.
-_BOOL_AUDIT_FLAGS = frozenset(
-    {
-        "--audit-log-compress",
-        "--audit-log-batch-throttle-enable",
-        "--audit-log-truncate-enabled",
-        "--audit-webhook-batch-throttle-enable",
-        "--audit-webhook-truncate-enabled",
-    }
-)
+AUDIT_FLAG_PREFIX = apiflags.AUDIT_PREFIX
 
 Pod = dict[str, Any]
 
@@ -85,8 +76,7 @@ def _check_shape(view: Any, doc: Any, source: str) -> None:
     if command and posixpath.basename(command[0]) != APISERVER_CONTAINER:
         raise ManifestError(f"{yamlrt.location(rt['command'], 0, source)}: {where}.command runs {command[0]!r}, not "
                             "kube-apiserver; flags inside a shell string or wrapper cannot be edited safely")
-    for key in ("command", "args"):
-        _audit_positions(container.get(key) or [], f"{source}: {where}.{key}")
+    _audit_positions(container, f"{source}: {where}")
     volumes = view["spec"].get("volumes")
     if volumes is not None and not (isinstance(volumes, list) and all(isinstance(v, dict) for v in volumes)):
         raise ManifestError(f"{yamlrt.location(doc['spec'], 'volumes', source)}: spec.volumes must be a list of "
@@ -203,43 +193,44 @@ def _rebuild(seq: list[Any], order: list[tuple[int | None, Any]]) -> None:
 
 
 # --- flags ---------------------------------------------------------------------------------------
+# Read as kube-apiserver reads them (flags.py): `--audit_policy_file` is an audit flag like
+# `--audit-policy-file`, so enabling replaces it (or ours would not be the one in force) and
+# disabling removes it (or audit would stay on).
 
 
-def _flag_name(token: str) -> str:
-    return token.split("=", 1)[0]
+def _audit_positions(container: dict[str, Any], where: str) -> dict[str, set[int]]:
+    """{"command"|"args": indexes} of every audit flag in any spelling and, for `--flag value`, its value.
 
-
-def _audit_positions(tokens: list[Any], where: str) -> set[int]:
-    """Indexes of every audit flag and, for the two-token form, its value (pflag takes the next token)."""
-    found: set[int] = set()
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if isinstance(token, str) and token.startswith(AUDIT_FLAG_PREFIX):
-            found.add(i)
-            if "=" not in token and token not in _BOOL_AUDIT_FLAGS:
-                following = tokens[i + 1] if i + 1 < len(tokens) else None
-                if not isinstance(following, str) or following.startswith("--"):
-                    raise ManifestError(f"{where}[{i}]: {token} is not followed by its value (the apiserver would "
-                                        f"read {following!r}); write it as {token}=VALUE")
-                found.add(i + 1)
-                i += 1
-        i += 1
+    Refuses a command line whose audit flags kube-apiserver might read otherwise than we do.
+    """
+    line, refs = apiflags.locate(container)
+    if line.terminator is not None:
+        key, i = refs[line.terminator]
+        raise ManifestError(f"{where}.{key}[{i}]: '--' ends kube-apiserver's flags, and it refuses whatever "
+                            "follows as arguments; remove it")
+    found: dict[str, set[int]] = {}
+    for flag in line.audit():
+        key, i = refs[flag.start]
+        if flag.doubt:
+            raise ManifestError(f"{where}.{key}[{i}]: kube-apiserver may not read {flag.text} as a flag: "
+                                f"{flag.doubt}; write that flag as --NAME=VALUE")
+        if flag.value is None or (flag.stop - flag.start == 2 and flag.value.startswith("--")):
+            written = flag.text.split(" ", 1)[0]
+            raise ManifestError(f"{where}.{key}[{i}]: {written} is not followed by its value (the apiserver would "
+                                f"read {flag.value!r}); write it as {written}=VALUE")
+        for at in range(flag.start, flag.stop):
+            k, j = refs[at]
+            found.setdefault(k, set()).add(j)
     return found
 
 
-def _audit_tokens(container: dict[str, Any]) -> list[Any] | None:
-    """Every audit token after the executable, sorted; None when one is not a one-token `--flag=value`."""
-    found: list[Any] = []
-    for key, first in (("command", 1), ("args", 0)):
-        tokens = container.get(key)
-        if not isinstance(tokens, list):
-            continue
-        for i in sorted(_audit_positions(tokens, key)):
-            token = tokens[i]
-            if i < first or not (isinstance(token, str) and token.startswith(AUDIT_FLAG_PREFIX) and "=" in token):
-                return None
-            found.append(token)
+def _audit_tokens(container: dict[str, Any]) -> list[str] | None:
+    """Every audit flag as written, sorted; None when one is not a one-token `--flag=value`."""
+    found: list[str] = []
+    for flag in apiflags.parse_container(container).audit():
+        if flag.stop - flag.start != 1 or "=" not in flag.text:
+            return None
+        found.append(flag.text)
     return sorted(found)
 
 
@@ -247,32 +238,33 @@ def _is_flag(token: Any) -> bool:
     return isinstance(token, str) and token.startswith("--")
 
 
-def _insert_at(tokens: list[Any], first: int) -> int:
-    """Where kubeadm's alphabetical order puts our flags: before the first flag that sorts later.
-
-    Only flag tokens are insertion points, so a two-token `--flag value` pair is never split.
-    """
-    for i in range(first, len(tokens)):
-        if _is_flag(tokens[i]) and _flag_name(tokens[i]) > AUDIT_FLAG_PREFIX:
-            return i
-    return len(tokens)
+def _insert_at(container: dict[str, Any], key: str) -> int:
+    """Where kubeadm's alphabetical order puts our flags in container[key]: before the first flag
+    that sorts later, by the name kube-apiserver reads. Never inside a `--flag value` pair, and never
+    right after a bare flag that may take the next argument for its value (ours would become it)."""
+    line, refs = apiflags.locate(container)
+    here = [(refs[f.start][1], f) for f in line.flags if refs[f.start][0] == key]
+    at = next((i for i, f in here if f.name > AUDIT_FLAG_PREFIX), len(container[key]))
+    takes_next = {i for i, f in here if f.may_take_next}
+    while at - 1 in takes_next:
+        at -= 1
+    return at
 
 
 def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
+    drops = _audit_positions(container, f"spec.containers[name={APISERVER_CONTAINER}]")
     if state.enabled and _audit_tokens(container) == sorted(state.flags()):
         # Already exactly ours, wherever they sit: kubeadm v1beta4 appends extraArgs after its own
         # flags, and moving them would restart a freshly regenerated apiserver for nothing.
         return
-    for key in ("command", "args"):
-        tokens = container.get(key)
-        if isinstance(tokens, list):
-            drop = _audit_positions(tokens, key)
-            if drop and key == "args" and len(drop) == len(tokens):
-                # Args holding only our flags were ours (added under an empty command): an empty list
-                # and none run the same, but the kubelet hashes them apart and would restart.
-                del container[key]
-            elif drop:
-                _rebuild(tokens, [(i, t) for i, t in enumerate(tokens) if i not in drop])
+    for key, drop in drops.items():
+        tokens = container[key]
+        if drop and key == "args" and len(drop) == len(tokens):
+            # Args holding only our flags were ours (added under an empty command): an empty list
+            # and none run the same, but the kubelet hashes them apart and would restart.
+            del container[key]
+        elif drop:
+            _rebuild(tokens, [(i, t) for i, t in enumerate(tokens) if i not in drop])
     flags = state.flags()
     if not flags:
         return
@@ -280,17 +272,22 @@ def _converge_flags(container: dict[str, Any], state: AuditState) -> None:
     # Put the flags where the others live: kubeadm uses `command`, some installers use `args`.
     command_has_flags = isinstance(command, list) and any(_is_flag(t) for t in command[1:])
     args_has_flags = isinstance(args, list) and any(_is_flag(t) for t in args)
-    # An empty `command` means the image's entrypoint runs: a flag put there would be the executable.
+    # An empty command is no command (the image's entrypoint runs): ours there would be the executable.
     if isinstance(command, list) and command and (command_has_flags or not args_has_flags):
-        tokens, first = command, 1
+        key = "command"
     elif isinstance(args, list):
-        tokens, first = args, 0
+        key = "args"
     else:
         container["args"] = list(flags)
         return
-    at = _insert_at(tokens, first)
+    tokens = container[key]
+    at = _insert_at(container, key)
     old: list[tuple[int | None, Any]] = list(enumerate(tokens))
     _rebuild(tokens, old[:at] + [(None, f) for f in flags] + old[at:])
+    why = apiflags.not_in_force(container, flags)  # ours must be what kube-apiserver reads
+    if why:
+        raise ManifestError(f"spec.containers[name={APISERVER_CONTAINER}].{key}: no place for our flags: {why}; "
+                            "write the flags around them as --NAME=VALUE")
 
 
 def _converge_annotation(pod: Pod, state: AuditState) -> None:
@@ -328,19 +325,19 @@ def plan(pod: Pod, state: AuditState) -> Pod:
 
 
 def audit_flags(pod: Pod) -> list[str]:
-    container = apiserver_container(pod)
-    tokens = list(container.get("command") or []) + list(container.get("args") or [])
-    return [t for t in tokens if isinstance(t, str) and t.startswith(AUDIT_FLAG_PREFIX)]
+    """Every audit flag of the apiserver, in any spelling, as `--name=value` (the name kube-apiserver
+    reads), in order; a flag given twice is listed twice and the later one is in force."""
+    return [f.canonical for f in apiflags.parse_container(apiserver_container(pod)).audit()]
 
 
 def audit_enabled(pod: Pod) -> bool:
-    return any(_flag_name(f) == "--audit-policy-file" for f in audit_flags(pod))
+    return bool(apiflags.parse_container(apiserver_container(pod)).value("--audit-policy-file"))
 
 
 def summarize(old: Pod, new: Pod) -> list[str]:
     """One line per audit-relevant difference, for the report a master prints."""
     lines: list[str] = []
-    before, after = audit_flags(old), audit_flags(new)
+    before, after = ([f.text for f in apiflags.parse_container(apiserver_container(p)).audit()] for p in (old, new))
     lines += [f"- flag {f}" for f in before if f not in after]
     lines += [f"+ flag {f}" for f in after if f not in before]
     om = apiserver_container(old).get("volumeMounts") or []

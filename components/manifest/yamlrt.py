@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.constructor import RoundTripConstructor, SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionStartEvent, DocumentStartEvent, NodeEvent, ScalarEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -261,13 +261,21 @@ def kubelet_view(text: str, source: str) -> Any:
     return _guarded(text, source, rt=False)[1]
 
 
+class _LastKeyWins(SafeConstructor):
+    """A key given twice keeps its last value: go-yaml v2 (the kubelet's reader) does, ruamel keeps the first."""
+
+    def check_mapping_key(self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any) -> bool:
+        return True
+
+
 def loose_load(text: str) -> Any:
     """Plain values of any YAML, as leniently as the kubelet reads it: for files we only look at.
 
     Aliases become shared references (never copies), so an alias bomb costs nothing here.
     """
     yaml = YAML(typ="safe", pure=True)
-    yaml.allow_duplicate_keys = True
+    yaml.Constructor = _LastKeyWins
+    yaml.allow_duplicate_keys = True  # a second merge key `<<` too
     return yaml.load(text)
 
 

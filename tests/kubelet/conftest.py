@@ -36,3 +36,19 @@ def kubelet_list_dir(kubelet_binary: Path) -> ListDir:
         return decoder.list_dir(kubelet_binary, directory)
 
     return run
+
+
+DecodeBytes = Callable[[list[bytes]], list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def kubelet_decode_bytes() -> DecodeBytes:
+    try:
+        binary = decoder.build()
+    except decoder.GoMissingError as err:
+        pytest.skip(str(err))
+
+    def run(files: list[bytes]) -> list[dict[str, Any]]:
+        return decoder.decode_bytes(binary, files)
+
+    return run

@@ -55,11 +55,16 @@ def _run(binary: Path, args: list[str]) -> list[dict[str, Any]]:
 def decode(binary: Path, texts: list[str | bytes]) -> list[dict[str, Any]]:
     """Decode each manifest as the kubelet does, in order: {"pod": {...}} or {"error": "..."} (the plain
     v1 decoder), and "kubelet": {"key", "hash", "error"} (the kubelet's whole static-pod path)."""
+    return decode_bytes(binary, [text if isinstance(text, bytes) else text.encode("utf-8") for text in texts])
+
+
+def decode_bytes(binary: Path, files: list[bytes]) -> list[dict[str, Any]]:
+    """The same for the bytes of each file (another encoding, a byte-order mark)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for i, text in enumerate(texts):
+        for i, data in enumerate(files):
             path = Path(tmp) / f"{i}.yaml"
-            path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+            path.write_bytes(data)
             paths.append(str(path))
         answers = _run(binary, paths)
     return [{k: v for k, v in a.items() if k != "file"} for a in answers]

@@ -251,6 +251,12 @@ MANIFESTS: list[tuple[Any, str]] = [
      rf"{M}:11:7: spec\.containers\[0\]\.command runs 'sh', not kube-apiserver"),
     (pod(command="    - kube-apiserver\n    - --audit-log-path\n"), rf"{M}: spec\.containers\[0\]\.command\[1\]: --audit-log-path is not followed by its value"),
     (pod(command="    - kube-apiserver\n    - --audit-log-path\n    - --v=2\n"), r"--audit-log-path is not followed by its value .*'--v=2'"),
+    # kube-apiserver reads `_` as `-` in flag names: these are audit flags too (issue 22).
+    (pod(command="    - kube-apiserver\n    - --audit_log_path\n"), rf"{M}: spec\.containers\[0\]\.command\[1\]: --audit_log_path is not followed by its value"),
+    (pod(command="    - kube-apiserver\n    - --etcd-prefix\n    - --audit_policy_file=/x.yaml\n"),
+     rf"{M}: spec\.containers\[0\]\.command\[2\]: kube-apiserver may not read --audit_policy_file=/x\.yaml as a flag"),
+    (pod(command="    - kube-apiserver\n    - --secure-port=6443\n    - --\n"),
+     rf"{M}: spec\.containers\[0\]\.command\[2\]: '--' ends kube-apiserver's flags"),
     (pod(extra="    volumeMounts: {name: x}\n"), rf"{M}:13:19: spec\.containers\[0\]\.volumeMounts must be a list, got a mapping"),
     (pod(head="").replace("  namespace: kube-system\n", "  annotations: [a]\n"), rf"{M}:5:16: metadata\.annotations must be a mapping"),
     (pod(extra="    args: --secure-port=6443\n"), rf"{M}:13:11: spec\.containers\[0\]\.args must be a list, got a string"),

@@ -341,3 +341,31 @@ def test_flags_moved_but_exactly_ours_stay_put_and_anything_else_is_reordered() 
     c["command"][-1] = c["command"][-1] + "x"  # one of them differs: all are rewritten in kubeadm's order
     replanned = planner.apiserver_container(planner.plan(pod, ON))["command"]
     assert [t for t in replanned if str(t).startswith("--audit-")] == ON.flags()
+
+
+# --- flags read as kube-apiserver reads them (issue 22) ---------------------------------------------
+
+def with_flag(pod: planner.Pod, *tokens: str) -> planner.Pod:
+    dirty = copy.deepcopy(pod)
+    planner.apiserver_container(dirty)["command"] += list(tokens)
+    return dirty
+
+
+def test_an_underscore_policy_flag_after_ours_is_drift_naming_the_policy_in_force() -> None:
+    pod = with_flag(converged(), "--audit_policy_file=/etc/old.yaml")
+    d = compare("m", ON, facts(pod, sha256_text(POLICY)), sha256_text(POLICY))
+    assert d.manifest == (f"m: --audit-policy-file is '/etc/old.yaml' in {WHERE}, the stack wants "
+                          f"'{ON.policy_path}'",)
+
+
+def test_an_underscore_audit_flag_is_drift_when_audit_is_off() -> None:
+    pod = with_flag(fixture(), "--audit_log_path", "/var/log/a.log")
+    assert manifest_reasons(planner.render(pod), OFF, WHERE) == [
+        f"--audit-log-path=/var/log/a.log in {WHERE} is not wanted"]
+
+
+def test_a_running_apiserver_with_another_value_of_a_two_argument_flag_is_a_note() -> None:
+    on_disk = with_flag(converged(), "--etcd-prefix", "/registry")
+    running = with_flag(converged(), "--etcd-prefix", "/other")
+    notes = running_notes(planner.render(on_disk), [{"pid": 7, "argv": argv_of(running)}], WHERE)
+    assert len(notes) == 1 and "lacks --etcd-prefix /registry" in notes[0] and "has --etcd-prefix /other" in notes[0]

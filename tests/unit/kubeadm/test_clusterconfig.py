@@ -101,3 +101,20 @@ def test_args_are_the_manifest_flags_without_dashes(max_age: int, mode: str | No
     assert [f"--{k}={v}" for k, v in desired_args(state)] == state.flags()
     for name in ("v1beta4.yaml", "v1beta3.yaml"):
         assert edit(edit(text(name), state), OFF) == text(name)
+
+
+@pytest.mark.parametrize("name", ["v1beta4.yaml", "v1beta3.yaml"])
+def test_an_underscore_spelled_audit_arg_is_ours_too(name: str) -> None:
+    # kubeadm writes extraArg `audit_policy_file` as `--audit_policy_file=`, which kube-apiserver obeys
+    # as --audit-policy-file: left in, it would override ours (or keep audit on after a disable).
+    original = yaml.safe_load(text(name))
+    stale = {"audit_policy_file": "/etc/old.yaml", "audit-log_maxage": "7"}
+    args = original["apiServer"].setdefault("extraArgs", [] if name == "v1beta4.yaml" else {})
+    if isinstance(args, list):
+        args += [{"name": k, "value": v} for k, v in stale.items()]
+    else:
+        args.update(stale)
+    dirty = yaml.safe_dump(original, sort_keys=False)
+    assert audit_view(dirty)["extraArgs"] == [f"{k}={v}" for k, v in stale.items()]
+    assert audit_view(edit(dirty, ON))["extraArgs"] == WANT_ARGS
+    assert audit_view(edit(dirty, OFF))["extraArgs"] == []

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from components.manifest import gate, planner
+from components.manifest import flags, gate, planner
 from components.manifest.desired import AuditState, NodeRequest
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "manifests" / "kubeadm-v1.31.yaml"
@@ -98,3 +99,18 @@ def fill(directory: Path) -> None:
                     break
     finally:
         os.close(fd)
+
+
+def insert_between_flags(pod: planner.Pod, stale: list[str], at: int) -> planner.Pod:
+    """A copy of `pod` with `stale` between two whole flags of the apiserver's command (or its args when the
+    command is empty or absent), never right after a bare flag that may take it for its value: where a person
+    editing the file would put it (the planner refuses the rest: test_flags.py)."""
+    dirty = copy.deepcopy(pod)
+    container = planner.apiserver_container(dirty)
+    tokens, first = (container["command"], 1) if container.get("command") else (container.setdefault("args", []), 0)
+    line = flags.parse(tokens[first:])
+    takes_next = {f.start + first for f in line.flags if f.may_take_next}
+    starts = {f.start + first for f in line.flags} | {len(tokens)}
+    positions = sorted(p for p in starts if p - 1 not in takes_next) or [first]
+    tokens[positions[at % len(positions)]:positions[at % len(positions)]] = stale
+    return dirty

@@ -90,3 +90,23 @@ def test_log_written_since(tmp_path: Path) -> None:
     assert gate.log_written_since(str(log), time.time() - 5)
     os.utime(log, (1000, 1000))
     assert not gate.log_written_since(str(log), 2000), "written before the change"
+
+
+# --- flags read as kube-apiserver reads them (issue 22) ---------------------------------------------
+
+def test_an_underscore_spelling_of_an_audit_flag_is_an_audit_flag() -> None:
+    # The last one wins: this apiserver runs the old policy, so it is not the one we wanted.
+    verdict = gate.judge([inst(argv=("kube-apiserver", *FLAGS, "--audit_policy_file=/etc/old.yaml"))], WANT)
+    assert not verdict.ok and verdict.check == "flags"
+    assert "unexpected ['--audit_policy_file=/etc/old.yaml']" in verdict.detail
+    off = gate.Expectation(written_at=10.0, flags=())
+    assert not gate.judge([inst(argv=("kube-apiserver", "--audit_log_path", "/var/log/a.log"))], off).ok
+
+
+def test_flags_compare_as_the_apiserver_reads_them_not_as_written() -> None:
+    two_forms = ("kube-apiserver", "--audit-log-path", "/var/log/audit/a.log", "--audit_policy_file=/etc/p.yaml")
+    assert gate.judge([inst(argv=two_forms)], WANT).ok
+    # A value token is not a flag of its own, and a repeated flag is one too many.
+    assert gate.audit_tokens(two_forms) == sorted(FLAGS)
+    twice = gate.judge([inst(argv=("kube-apiserver", *FLAGS, FLAGS[1]))], WANT)
+    assert not twice.ok and f"unexpected [{FLAGS[1]!r}]" in twice.detail

@@ -310,6 +310,13 @@ def test_readiness_url_follows_the_manifest(probe: dict | None, url: str) -> Non
     assert node.readiness_url({"spec": {"containers": [container]}}, None) == url
 
 
+@pytest.mark.parametrize("flags", [["--secure_port=7443"], ["--secure-port", "7443"],
+                                   ["--secure-port=6443", "--secure_port=7443"]])
+def test_readiness_url_reads_the_port_as_the_apiserver_does(flags: list[str]) -> None:
+    container = {"name": "kube-apiserver", "command": ["kube-apiserver", *flags]}
+    assert node.readiness_url({"spec": {"containers": [container]}}, None) == "https://127.0.0.1:7443/readyz"
+
+
 def test_a_second_run_on_the_same_master_waits_for_the_first(etc: Path) -> None:
     import fcntl
     import threading

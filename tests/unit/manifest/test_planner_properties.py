@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from hypothesis import given
@@ -10,6 +9,7 @@ from hypothesis import strategies as st
 
 from components.manifest import planner, podcheck
 from components.manifest.desired import AuditState
+from tests.unit.manifest.helpers import insert_between_flags
 
 ON = AuditState(enabled=True, policy_hash="0" * 64)
 OFF = AuditState(enabled=False)
@@ -139,13 +139,6 @@ def test_the_kubelet_accepts_every_planned_pod_and_runs_the_same_program(pod: pl
     "--audit-log-maxage=7", "--audit-log-path=/tmp/a.log", "--audit-webhook-mode=batch", "--audit-log-compress",
     "--audit-policy-file=/x.yaml"]), min_size=1, max_size=4), st.integers(0, 10))
 def test_stale_audit_flags_never_survive_or_duplicate(pod: planner.Pod, stale: list[str], at: int) -> None:
-    dirty = copy.deepcopy(pod)
-    container = planner.apiserver_container(dirty)
-    tokens, first = (container["command"], 1) if container.get("command") else (container.setdefault("args", []), 0)
-    position = first + at % (len(tokens) - first + 1)
-    # Insert only between whole flags, as a person editing the file would.
-    while position < len(tokens) and not tokens[position].startswith("-"):
-        position += 1
-    tokens[position:position] = stale
+    dirty = insert_between_flags(pod, stale, at)
     assert planner.plan(dirty, ON) == planner.plan(pod, ON)
     assert planner.audit_flags(planner.plan(dirty, OFF)) == []
