@@ -96,7 +96,10 @@ export GO111MODULE=on
 unset GOOS GOARCH GOWORK || true
 export GOWORK=off
 GO_LANG="$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')"
-BUILD_FLAGS=(-p 2 -trimpath)
+# -dwarf=false: the binaries are stripped (-s -w) anyway, so the compiler's debug info is thrown away at
+# link time; not making it saves ~10 % of a cold build's CPU (etcd from an empty build cache: 82 s user
+# with it, 72 s without). The binaries are otherwise the same, so the pins (stamps) do not change.
+BUILD_FLAGS=(-p 2 -trimpath -gcflags=all=-dwarf=false)
 
 # ---------------------------------------------------------------------------------------------
 # helpers
