@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 # kube-apiserver rotates its audit log with lumberjack: `<name>-<UTC time>.<ext>`, the time in Go's layout
@@ -21,7 +21,7 @@ ROTATED_EXAMPLE_TIME = "2026-12-04T08-00-00.000"
 GHIPPO_TAG = "audit_log.ghippo."
 KUBE_AUDIT_TAG = "audit_log.k8s."
 
-_CLASSES = {"alpha": str.isalpha, "digit": str.isdigit, "alnum": str.isalnum, "upper": str.isupper,
+_CLASSES: dict[str, Callable[[str], bool]] = {"alpha": str.isalpha, "digit": str.isdigit, "alnum": str.isalnum, "upper": str.isupper,
             "lower": str.islower, "space": str.isspace, "punct": lambda c: c.isprintable() and not c.isalnum()
             and not c.isspace(), "xdigit": lambda c: c in "0123456789abcdefABCDEF", "blank": lambda c: c in " \t",
             "print": str.isprintable, "graph": lambda c: c.isprintable() and c != " ",
