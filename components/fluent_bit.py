@@ -21,11 +21,11 @@ ROTATED_EXAMPLE_TIME = "2026-12-04T08-00-00.000"
 GHIPPO_TAG = "audit_log.ghippo."
 KUBE_AUDIT_TAG = "audit_log.k8s."
 
-_CLASSES: dict[str, Callable[[str], bool]] = {"alpha": str.isalpha, "digit": str.isdigit, "alnum": str.isalnum, "upper": str.isupper,
-            "lower": str.islower, "space": str.isspace, "punct": lambda c: c.isprintable() and not c.isalnum()
-            and not c.isspace(), "xdigit": lambda c: c in "0123456789abcdefABCDEF", "blank": lambda c: c in " \t",
-            "print": str.isprintable, "graph": lambda c: c.isprintable() and c != " ",
-            "cntrl": lambda c: ord(c) < 32 or ord(c) == 127}
+_CLASSES: dict[str, Callable[[str], bool]] = {
+    "alpha": str.isalpha, "digit": str.isdigit, "alnum": str.isalnum, "upper": str.isupper, "lower": str.islower,
+    "space": str.isspace, "punct": lambda c: c.isprintable() and not c.isalnum() and not c.isspace(),
+    "xdigit": lambda c: c in "0123456789abcdefABCDEF", "blank": lambda c: c in " \t", "print": str.isprintable,
+    "graph": lambda c: c.isprintable() and c != " ", "cntrl": lambda c: ord(c) < 32 or ord(c) == 127}
 
 
 def _bracket(pat: str, i: int) -> tuple[str, int] | None:
