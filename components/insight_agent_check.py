@@ -39,8 +39,8 @@ def check_config_map(access: KubeAccess, config_map: str, host_log_path: str, ku
     problems = collection_problems(found, host_log_path, kube_audit, ghippo, config_map)
     if problems:
         raise RuntimeError(
-            "insight-agent: after the update, the rendered FluentBit config does not collect what the stack says:\n  "
-            + "\n  ".join(problems) + "\nThe masters keep their audit settings (nothing on them is undone). Check "
+            "insight-agent: after the update, the rendered FluentBit config does not collect what the stack says: "
+            + "; ".join(problems) + ". The masters keep their audit settings (nothing on them is undone). Check "
             "which value the chart reads (kube-audit:insightAgent.kubeAuditValue, globalManagementAuditValue) and "
             "run up again")
     return {"collectedBy": [i.describe() for i in found.kube_audit], "ghippoInputs": [i.describe() for i in
