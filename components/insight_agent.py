@@ -121,6 +121,13 @@ def restart_key(collect_kube_audit: bool, collect_global_management: bool, repai
     return key + (f",repair={hashlib.sha256(repair.encode()).hexdigest()[:8]}" if repair else "")
 
 
+def _revision(status: object) -> int | None:
+    """The Release's `status.revision` (a typed output, or a plain map under mocks); None before it exists."""
+    if isinstance(status, dict):
+        return status.get("revision")
+    return getattr(status, "revision", None)
+
+
 @dataclass(frozen=True)
 class InsightAgentArgs:
     settings: InsightAgentSettings
@@ -195,6 +202,6 @@ class InsightAgentAuditCollection(pulumi.ComponentResource):
         if collect is not None and args.access is not None:
             self.check = FluentBitConfigCheck(
                 f"{name}-fluent-bit-config-check", args.access, collect.config_map, collect.host_log_path,
-                collect.kube_audit, collect.ghippo, self.release.status.apply(lambda st: st.revision if st else None),
+                collect.kube_audit, collect.ghippo, self.release.status.apply(_revision),
                 list(collect.drift), pulumi.ResourceOptions(parent=self, depends_on=[self.fluent_bit_restart]))
         self.register_outputs({"releaseStatus": self.release.status})
