@@ -31,17 +31,21 @@ OURS = "/var/log/kubernetes/audit/kube-apiserver-audit.log"
 
 
 def record_of(chart_dir: Path, with_templates: bool = True, description: str = "Install complete") -> InstalledRelease:
-    """A release record as Helm stores it, with the chart directory's values and (base64) templates."""
+    return release_from_json(decode_release(record_data(chart_dir, with_templates, description)))
+
+
+def record_data(chart_dir: Path, with_templates: bool = True, description: str = "Install complete",
+                config: dict[str, Any] | None = None) -> str:
+    """A release record as Helm stores it (`data.release`), with the chart directory's values and templates."""
     src = chart_directory_source(str(chart_dir))
     templates = [{"name": n, "data": base64.b64encode(t.encode()).decode()} for n, t in src.templates or ()]
     doc: dict[str, Any] = {"name": "insight-agent", "namespace": "insight-system", "version": 4,
                            "info": {"status": "deployed", "description": description},
                            "chart": {"metadata": {"name": "insight-agent", "version": src.version},
-                                     "values": dict(src.values)}, "config": {}}
+                                     "values": dict(src.values)}, "config": config or {}}
     if with_templates:
         doc["chart"]["templates"] = templates
-    data = base64.b64encode(base64.b64encode(gzip.compress(json.dumps(doc).encode()))).decode()
-    return release_from_json(decode_release(data))
+    return base64.b64encode(base64.b64encode(gzip.compress(json.dumps(doc).encode()))).decode()
 
 
 def source_of(rel: InstalledRelease) -> ChartSource:
@@ -184,3 +188,41 @@ def test_the_check_after_up_names_what_is_missing_or_extra(monkeypatch: pytest.M
     monkeypatch.setattr(chk.KubeApi, "get_or_none", lambda self, path: None)
     with pytest.raises(RuntimeError, match=r"not found after the update.*fluentBitConfigMap"):
         chk.check_config_map(access, cm, OURS, True, True)
+
+
+def test_gather_reads_the_chart_and_the_rendered_config_before_any_resource(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path):
+    from components import insight_agent
+    from components.insight_agent_plan import ReleasePlanError
+    from components.settings import parse_settings
+
+    from .conftest import base_config, fake_repos
+
+    ours_on = {"global": {"exporters": {"auditLog": {"kubeAudit": {"enabled": True},
+                                                     "ghippoAudit": {"enabled": True}}}}}
+    secret = {"type": "helm.sh/release.v1", "metadata": {"name": "sh.helm.release.v1.insight-agent.v4"},
+              "data": {"release": record_data(CURRENT, config=ours_on)}}
+    live = {"fluent-bit.conf": "[INPUT]\n Name tail\n Tag audit_log.k8s.*\n Path /var/log/*/audit/*.log\n"}
+
+    class FakeApi:
+        def get(self, path: str, query: Any = None) -> Any:
+            return {"items": [secret]}
+
+        def get_or_none(self, path: str) -> Any:
+            assert path == "/api/v1/namespaces/insight-system/configmaps/insight-agent-fluent-bit-config"
+            return {"data": live}
+
+    monkeypatch.setattr(insight_agent.KubeApi, "from_kubeconfig", classmethod(lambda cls, *a, **k: FakeApi()))
+    repos = fake_repos(tmp_path, versions=("0.0.0-lab",))
+    monkeypatch.setenv("HELM_REPOSITORY_CONFIG", str(repos.config_file))
+    monkeypatch.setenv("HELM_REPOSITORY_CACHE", str(repos.cache_dir))
+    settings = parse_settings(base_config(enabled="true"), {"sshPrivateKey"}, "dev")
+    plan = insight_agent.gather_release_plan(settings)
+    assert plan is not None and plan.collection is not None
+    # The hand-deleted ghippo input is drift, with no change of values: the description forces the repair.
+    assert plan.values == ours_on and plan.collection.drift
+    assert plan.description == "kube-audit repair after revision 4: 1 FluentBit input problem(s)"
+    assert any("audit_log.ghippo" in w for w in plan.collection.drift)
+    bad = parse_settings(base_config(enabled="true", log={"hostDir": "/var/log/audit"}), {"sshPrivateKey"}, "dev")
+    with pytest.raises(ReleasePlanError, match=r"kube-audit:log.hostDir is /var/log/audit.*tails /var/log/\*/audit"):
+        insight_agent.gather_release_plan(bad)
