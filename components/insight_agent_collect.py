@@ -71,6 +71,14 @@ def plan_collection(*, config_map: str, host_dir: str, host_log_path: str, enabl
             f"the rendered {config_map} by hand, because the next `helm upgrade` (DCE's own procedure, or a platform "
             f"upgrade) silently restores it. Set {KEY}.collectGlobalManagementAudit: true, or set "
             f"{KEY}.globalManagementAuditValue to the value your chart reads")
+    if ghippo and switches.ghippo is None and not switches.has_ghippo_input and not (live.inputs and any(
+            i.tag.startswith("audit_log.ghippo.") for i in live.inputs)):
+        # Without this, every preview would call the missing input drift and every `up` would fail the check.
+        raise CollectionPlanError(
+            f"{KEY}.collectGlobalManagementAudit is true, but the installed insight-agent chart renders no "
+            f"audit_log.ghippo.* input (none in its templates, none in {config_map}) and has no value to switch "
+            f"one on: set {KEY}.collectGlobalManagementAudit: false, or {KEY}.globalManagementAuditValue to the "
+            "value your chart reads")
     ours = [host_log_path, rotated_name(host_log_path)]
     if enabled:
         # The chart's own glob first: `up` renders the chart, whatever a hand edit left in the ConfigMap.

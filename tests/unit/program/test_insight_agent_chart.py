@@ -146,6 +146,12 @@ def test_ghippo_off_on_a_chart_without_a_switch_is_refused():
     older = record_of(OLDER)
     with pytest.raises(CollectionPlanError, match=r"collectGlobalManagementAudit is false, but .* no value"):
         plan(installed=older, switches=read_switches(source_of(older), None, None, WHERE), ghippo=False)
+    # A chart with no ghippo input at all cannot honour `true`: refused, not a repair every run.
+    bare = ChartSource("3.0.0", {"global": {"exporters": {"auditLog": {"enabled": False}}}},
+                       (("t", "[INPUT]\n Name tail\n Tag audit_log.k8s.*\n Path /var/log/*/audit/*.log\n"),), "x")
+    with pytest.raises(CollectionPlanError, match=r"is true, but the installed insight-agent chart renders no"):
+        plan(switches=read_switches(bare, None, None, WHERE), live=rendered(True, False))
+    assert plan(switches=read_switches(bare, None, None, WHERE), ghippo=False, live=rendered(True, False)).drift == ()
     # With the override the chart is taken at its word (the check after `up` verifies it).
     over = read_switches(source_of(older), None, "global.x.ghippo", WHERE)
     assert plan(installed=older, switches=over, ghippo=False, live=rendered(True, False)).drift == ()
