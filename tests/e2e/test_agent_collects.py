@@ -131,9 +131,9 @@ def agent(e2e: E2E) -> Iterator[Agent]:
         shutil.rmtree(helm_home, ignore_errors=True)
 
 
-def glob_reads(host_dir: Path, pattern: str, files: list[str]) -> bool:
+def glob_reads(state: Path, pattern: str, files: list[str]) -> bool:
     """Python's glob over a copy of the names at their host paths: an oracle apart from the program's matcher."""
-    root = host_dir.parent / "glob-oracle"
+    root = state / "glob-oracle"
     shutil.rmtree(root, ignore_errors=True)
     for name in files:
         (root / "var/log/kubernetes/audit").mkdir(parents=True, exist_ok=True)
