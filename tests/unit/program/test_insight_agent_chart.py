@@ -232,3 +232,27 @@ def test_gather_reads_the_chart_and_the_rendered_config_before_any_resource(monk
     bad = parse_settings(base_config(enabled="true", log={"hostDir": "/var/log/audit"}), {"sshPrivateKey"}, "dev")
     with pytest.raises(ReleasePlanError, match=r"kube-audit:log.hostDir is /var/log/audit.*tails /var/log/\*/audit"):
         insight_agent.gather_release_plan(bad)
+
+
+@pytest.mark.parametrize("chart", [CURRENT, OLDER], ids=["current", "older"])
+def test_the_switch_read_is_the_one_helm_renders_with(chart: Path, tmp_path: Path):
+    """Both stand-in charts rendered by the real `helm template` with the switch read from them, on and off."""
+    import subprocess
+
+    import yaml
+
+    from components.fluent_bit import collection
+    from lab.config import find_binary
+
+    helm = find_binary("helm")
+    if helm is None:
+        pytest.skip("no helm binary (the toolchain builds it)")
+    sw = read_switches(source_of(record_of(chart)), None, None, WHERE)
+    for on in (True, False):
+        out = subprocess.run([str(helm), "template", "insight-agent", str(chart), "--set",
+                              f"{sw.kube_audit}={str(on).lower()}"], capture_output=True, text=True, check=True,
+                             env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
+        (cm,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "ConfigMap"]
+        assert cm["metadata"]["name"] == "insight-agent-fluent-bit-config"
+        found = collection(configmap_inputs(cm["data"]), OURS)
+        assert bool(found.kube_audit) is on and len(found.ghippo) == 1, (chart.name, on)
