@@ -85,9 +85,19 @@ def value_at(values: Mapping[str, Any], path: str) -> tuple[bool, Any]:
     return True, node
 
 
-def _has_switch(source: ChartSource, read: set[str], path: str) -> bool:
+def _has_switch(source: ChartSource, read: set[str], path: str, inputs_here: bool) -> bool:
+    """Whether the chart reads `path`.
+
+    When the record's templates render the FluentBit inputs, only what they read counts: after a
+    `helm upgrade --reuse-values` Helm stores the *previous* chart's coalesced values as this chart's
+    values, so a default can be a leftover (a current-style `kubeAudit.enabled` on an older chart).
+    Otherwise (no templates, or the inputs live in a subchart the record does not carry) the default
+    values are the evidence.
+    """
+    if path in read:
+        return True
     present, value = value_at(source.values, path)
-    return (present and not isinstance(value, Mapping)) or path in read
+    return present and not isinstance(value, Mapping) and not inputs_here
 
 
 def read_switches(source: ChartSource, kube_audit_override: str | None, ghippo_override: str | None,
@@ -95,15 +105,16 @@ def read_switches(source: ChartSource, kube_audit_override: str | None, ghippo_o
     """The switches this chart has, or a ChartReadingError naming the version and what was looked for."""
     texts = [text for _name, text in source.templates or ()]
     read = template_value_paths(texts)
+    inputs_here = any("audit_log.k8s." in text or GHIPPO_TAG in text for text in texts)
     notes = []
     if source.templates is None:
         notes.append(f"{where}: {source.where} carries no templates; the switches were read from the chart's "
                      "default values only")
     if kube_audit_override:
         kube_audit = kube_audit_override
-    elif _has_switch(source, read, KUBE_AUDIT_CURRENT):
+    elif _has_switch(source, read, KUBE_AUDIT_CURRENT, inputs_here):
         kube_audit = KUBE_AUDIT_CURRENT
-    elif _has_switch(source, read, KUBE_AUDIT_OLDER):
+    elif _has_switch(source, read, KUBE_AUDIT_OLDER, inputs_here):
         kube_audit = KUBE_AUDIT_OLDER
     else:
         looked = "its default values" + (f" and {len(texts)} templates" if source.templates else
@@ -116,7 +127,7 @@ def read_switches(source: ChartSource, kube_audit_override: str | None, ghippo_o
     if ghippo_override:
         ghippo: str | None = ghippo_override
     else:
-        ghippo = GHIPPO_VALUE if _has_switch(source, read, GHIPPO_VALUE) else None
+        ghippo = GHIPPO_VALUE if _has_switch(source, read, GHIPPO_VALUE, inputs_here) else None
     inputs = [i for text in texts for i in parse_inputs(text, "chart templates")]
     globs = tuple(g for g in kube_audit_globs(inputs) if "{{" not in g)
     has_ghippo = source.templates is None or any(GHIPPO_TAG in text for text in texts)

@@ -66,6 +66,20 @@ def test_older_chart_is_switched_by_audit_log_enabled_and_has_no_ghippo_switch()
     assert sw.kube_audit_globs == ("/var/log/*/audit/*.log",) and sw.has_ghippo_input
 
 
+def test_leftover_defaults_of_a_reuse_values_upgrade_do_not_count_when_the_templates_tell():
+    # `helm upgrade --reuse-values` from a current chart to an older one stores the old coalesced values
+    # as the new chart's values: kubeAudit.enabled and ghippoAudit.enabled are there, but unread.
+    rel = record_of(OLDER)
+    polluted = {"global": {"exporters": {"auditLog": {"enabled": False, "kubeAudit": {"enabled": True},
+                                                      "ghippoAudit": {"enabled": True}}}}}
+    sw = read_switches(ChartSource(rel.chart_version, polluted, rel.templates, "the release record"), None, None,
+                       WHERE)
+    assert (sw.kube_audit, sw.ghippo) == (KUBE_AUDIT_OLDER, None)
+    # Without templates the values are all there is to go by.
+    bare = read_switches(ChartSource(rel.chart_version, polluted, None, "the release record"), None, None, WHERE)
+    assert (bare.kube_audit, bare.ghippo) == (KUBE_AUDIT_CURRENT, GHIPPO_VALUE)
+
+
 def test_a_chart_with_neither_is_refused_naming_version_and_what_was_looked_for():
     src = ChartSource("0.5.1", {"global": {"exporters": {"auditLog": {"kubeAudit": {"hostPath": "/x"}}}}},
                       (("templates/cm.yaml", "{{ .Values.global.other.enabled }}"),), "the release record")
@@ -148,7 +162,8 @@ def test_ghippo_off_on_a_chart_without_a_switch_is_refused():
         plan(installed=older, switches=read_switches(source_of(older), None, None, WHERE), ghippo=False)
     # A chart with no ghippo input at all cannot honour `true`: refused, not a repair every run.
     bare = ChartSource("3.0.0", {"global": {"exporters": {"auditLog": {"enabled": False}}}},
-                       (("t", "[INPUT]\n Name tail\n Tag audit_log.k8s.*\n Path /var/log/*/audit/*.log\n"),), "x")
+                       (("t", "{{ if .Values.global.exporters.auditLog.enabled }}\n[INPUT]\n Name tail\n"
+                               " Tag audit_log.k8s.*\n Path /var/log/*/audit/*.log\n{{ end }}\n"),), "x")
     with pytest.raises(CollectionPlanError, match=r"is true, but the installed insight-agent chart renders no"):
         plan(switches=read_switches(bare, None, None, WHERE), live=rendered(True, False))
     assert plan(switches=read_switches(bare, None, None, WHERE), ghippo=False, live=rendered(True, False)).drift == ()
