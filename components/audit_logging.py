@@ -104,8 +104,13 @@ class AuditLogging(pulumi.ComponentResource):
         self.kubeadm_note = self._kubeadm(name, settings, previous, kubeadm_observer)
 
         if agent_plan is not None:
+            try:  # the same kubeconfig the plan was read with; the check after the change needs it too
+                agent_access: KubeAccess | None = load_kubeconfig(settings.kubeconfig, settings.kube_context)
+            except (KubeApiError, OSError, ValueError):
+                agent_access = None
             InsightAgentAuditCollection(f"{name}-insight-agent", InsightAgentArgs(
-                settings=settings.insight_agent, collect_kube_audit=settings.enabled, plan=agent_plan),
+                settings=settings.insight_agent, collect_kube_audit=settings.enabled, plan=agent_plan,
+                access=agent_access),
                 pulumi.ResourceOptions(parent=self, depends_on=previous))
 
         self.masters = pulumi.Output.all(**outputs)  # type: ignore[arg-type]

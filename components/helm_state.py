@@ -40,6 +40,12 @@ class InstalledRelease:
     chart_version: str
     config: dict[str, Any] = field(default_factory=dict)
     """The operator-supplied values only (what `helm get values` prints), not the chart defaults."""
+    chart_values: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The chart's own default values (its values.yaml), as the record carries them."""
+    templates: tuple[tuple[str, str], ...] | None = field(default=None, compare=False)
+    """(name, text) of the chart's templates; None when the record carries none (subcharts never are)."""
+    description: str = field(default="", compare=False)
+    """`info.description`: Helm's "Upgrade complete", or what the upgrade passed as its description."""
 
 
 def decode_release(secret_data_release: str) -> dict[str, Any]:
@@ -60,8 +66,23 @@ def decode_release(secret_data_release: str) -> dict[str, Any]:
     return doc
 
 
+def _templates(chart: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    """The chart's templates ({name, data: base64}, Go's []byte in JSON); None when the record has none."""
+    out = []
+    for item in chart.get("templates") or []:
+        if not isinstance(item, dict):
+            continue
+        try:
+            text = base64.b64decode(str(item.get("data") or ""), validate=True).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            continue
+        out.append((str(item.get("name", "")), text))
+    return tuple(out) or None
+
+
 def release_from_json(doc: Mapping[str, Any]) -> InstalledRelease:
-    meta = ((doc.get("chart") or {}).get("metadata")) or {}
+    chart = doc.get("chart") or {}
+    meta = chart.get("metadata") or {}
     return InstalledRelease(
         name=str(doc.get("name", "")),
         namespace=str(doc.get("namespace", "")),
@@ -70,6 +91,9 @@ def release_from_json(doc: Mapping[str, Any]) -> InstalledRelease:
         chart_name=str(meta.get("name", "")),
         chart_version=str(meta.get("version", "")),
         config=dict(doc.get("config") or {}),
+        chart_values=dict(chart.get("values") or {}),
+        templates=_templates(chart),
+        description=str((doc.get("info") or {}).get("description") or ""),
     )
 
 

@@ -3,20 +3,37 @@
 DCE installs insight-agent itself, so by default the release is adopted (imported by
 `namespace/name`) and never uninstalled by a destroy. What the Release gets (chart, version,
 values) is planned before any resource is declared, from the release as installed
-(components/insight_agent_plan.py): only our values change, never the chart.
+(components/insight_agent_plan.py): only our values change, never the chart. Which values those are
+is read from the installed chart (components/insight_agent_chart.py), and the rendered FluentBit
+config is read at preview (drift, a log nobody would collect: components/insight_agent_collect.py)
+and checked after every change (components/insight_agent_check.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.helm_state import HelmRepositories, HelmStateError, read_installed_release
-from components.insight_agent_plan import ReleasePlan, ReleasePlanError, plan_release
-from components.kubeapi import KubeApi, KubeApiError
+from components.fluent_bit import configmap_inputs
+from components.helm_state import HelmRepositories, HelmStateError, InstalledRelease, read_installed_release
+from components.insight_agent_chart import (
+    GHIPPO_VALUE,
+    KUBE_AUDIT_CURRENT,
+    ChartReadingError,
+    ChartSource,
+    ChartSwitches,
+    chart_directory_source,
+    read_switches,
+)
+from components.insight_agent_check import FluentBitConfigCheck
+from components.insight_agent_collect import CollectionPlan, CollectionPlanError, LiveConfig, plan_collection
+from components.insight_agent_plan import ReleasePlan, ReleasePlanError, is_local_chart, plan_release
+from components.kubeapi import KubeAccess, KubeApi, KubeApiError
 from components.settings import InsightAgentSettings, Settings
 
 RESTART_ANNOTATION = "kube-audit.io/audit-collection"
@@ -44,20 +61,71 @@ def gather_release_plan(settings: Settings) -> ReleasePlan | None:
     try:
         api = KubeApi.from_kubeconfig(settings.kubeconfig, settings.kube_context)
         installed = read_installed_release(api.get, s.namespace, s.release)
-        return plan_release(s, installed, HelmRepositories.load(env), settings.enabled)
+        switches = chart_switches(s, installed)
+        plan = plan_release(s, installed, HelmRepositories.load(env), settings.enabled,
+                            kube_audit_path=switches.kube_audit, global_management_path=switches.ghippo)
     except KubeApiError as exc:
         raise ReleasePlanError(f"reading Helm release {s.namespace}/{s.release} from the cluster "
                                f"(kubernetes:kubeconfig / kubernetes:context): {exc}") from None
-    except HelmStateError as exc:
+    except (HelmStateError, ChartReadingError) as exc:
         raise ReleasePlanError(str(exc)) from None
+    changes = installed is None or plan.version != installed.chart_version or plan.values != installed.config
+    try:
+        collect = plan_collection(
+            config_map=f"{s.namespace}/{s.config_map}", host_dir=settings.log.host_dir,
+            host_log_path=settings.host_log_path, enabled=settings.enabled, ghippo=s.collect_global_management_audit,
+            switches=switches, live=read_live_config(api, s), installed=installed, release_inputs_change=changes)
+    except CollectionPlanError as exc:
+        raise ReleasePlanError(str(exc)) from None
+    notes = ((f"switches read from the installed chart {installed.chart_version}, the update installs "
+              f"{plan.version}: the check after `up` verifies them",) if installed and plan.upgrades else ())
+    return dataclasses.replace(plan, description=collect.description, collection=collect,
+                               warnings=plan.warnings + collect.notes + notes)
 
 
-def restart_key(collect_kube_audit: bool, collect_global_management: bool) -> str:
-    """Changes exactly when FluentBit's inputs change, so pods restart then and only then."""
+def chart_switches(s: InsightAgentSettings, installed: InstalledRelease | None) -> ChartSwitches:
+    """The chart's switches: a local chart directory is read itself, else the release record's chart."""
+    where = f"Helm release {s.namespace}/{s.release}"
+    source: ChartSource | None = None
+    if is_local_chart(s.chart):
+        source = chart_directory_source(s.chart)
+    elif installed is not None:
+        source = ChartSource(installed.chart_version, installed.chart_values, installed.templates,
+                             "the release record")
+    if source is None:  # a release kube-audit installs from a repository: nothing to read before it exists
+        return ChartSwitches(s.kube_audit_value or KUBE_AUDIT_CURRENT, s.global_management_audit_value or GHIPPO_VALUE,
+                             (), True, (f"{where}: not installed yet, chart not read; the check after `up` "
+                                        "verifies the values",))
+    return read_switches(source, s.kube_audit_value, s.global_management_audit_value, where)
+
+
+def read_live_config(api: KubeApi, s: InsightAgentSettings) -> LiveConfig:
+    """The rendered FluentBit config's inputs now; not readable is a note, not a failure."""
+    try:
+        cm = api.get_or_none(f"/api/v1/namespaces/{s.namespace}/configmaps/{s.config_map}")
+    except KubeApiError as exc:
+        return LiveConfig(None, str(exc))
+    if cm is None:
+        return LiveConfig(None, "not found; set kube-audit:insightAgent.fluentBitConfigMap if the chart names it "
+                                "otherwise")
+    return LiveConfig(tuple(configmap_inputs(cm.get("data") or {})))
+
+
+def restart_key(collect_kube_audit: bool, collect_global_management: bool, repair: str | None = None) -> str:
+    """Changes exactly when FluentBit's inputs change (a repair included), so pods restart then and only then."""
     def word(on: bool) -> str:
         return "on" if on else "off"
 
-    return f"kube-audit={word(collect_kube_audit)},ghippo-audit={word(collect_global_management)}"
+    key = f"kube-audit={word(collect_kube_audit)},ghippo-audit={word(collect_global_management)}"
+    # Only after a repair: a stack never repaired keeps the key (and its FluentBit pods) it had.
+    return key + (f",repair={hashlib.sha256(repair.encode()).hexdigest()[:8]}" if repair else "")
+
+
+def _revision(status: object) -> int | None:
+    """The Release's `status.revision` (a typed output, or a plain map under mocks); None before it exists."""
+    if isinstance(status, dict):
+        return status.get("revision")
+    return getattr(status, "revision", None)
 
 
 @dataclass(frozen=True)
@@ -68,10 +136,12 @@ class InsightAgentArgs:
     """The stack's `enabled`: whether FluentBit tails the apiserver audit log dir."""
     plan: ReleasePlan
     """Chart, version and values, from gather_release_plan."""
+    access: KubeAccess | None = None
+    """The cluster, for the check after the change; None: the kubeconfig cannot be used (no check)."""
 
 
 class InsightAgentAuditCollection(pulumi.ComponentResource):
-    """Sets `global.exporters.auditLog.kubeAudit.enabled` on insight-agent and restarts FluentBit."""
+    """Sets the chart's audit-collection values on insight-agent, restarts FluentBit, checks its config."""
 
     def __init__(self, name: str, args: InsightAgentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         s = args.settings
@@ -83,6 +153,10 @@ class InsightAgentAuditCollection(pulumi.ComponentResource):
         for warning in plan.warnings:
             # Shown in the preview itself: an upgrade of the agent must never be a quiet `~ version` line.
             pulumi.log.warn(warning, resource=self)
+        collect: CollectionPlan | None = plan.collection
+        for reason in collect.drift if collect else ():
+            pulumi.log.warn(f"drifted: {reason}; `up` repairs it through the Release (a Helm upgrade, whose "
+                            "three-way merge restores the chart's rendering)", resource=self)
         release_opts = pulumi.ResourceOptions(
             parent=self,
             import_=f"{s.namespace}/{s.release}" if s.adopt else None,
@@ -99,6 +173,7 @@ class InsightAgentAuditCollection(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=plan.repository_url) if plan.repository_url else None,
             # The release's own values plus ours, explicitly: reset-then-reuse (see insight_agent_plan).
             values=plan.values,
+            description=plan.description,
             allow_null_values=True if plan.allow_null_values else None,
             skip_await=s.skip_await,
             timeout=s.timeout_seconds,
@@ -118,10 +193,15 @@ class InsightAgentAuditCollection(pulumi.ComponentResource):
             spec=k8s.apps.v1.DaemonSetSpecPatchArgs(
                 template=k8s.core.v1.PodTemplateSpecPatchArgs(
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(
-                        annotations={RESTART_ANNOTATION: restart_key(args.collect_kube_audit, ghippo)}
+                        annotations={RESTART_ANNOTATION: restart_key(args.collect_kube_audit, ghippo, plan.description)}
                     )
                 )
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
         )
+        if collect is not None and args.access is not None:
+            self.check = FluentBitConfigCheck(
+                f"{name}-fluent-bit-config-check", args.access, collect.config_map, collect.host_log_path,
+                collect.kube_audit, collect.ghippo, self.release.status.apply(_revision),
+                list(collect.drift), pulumi.ResourceOptions(parent=self, depends_on=[self.fluent_bit_restart]))
         self.register_outputs({"releaseStatus": self.release.status})

@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 
 from components.helm_state import HelmRepositories, InstalledRelease
+from components.insight_agent_chart import GHIPPO_VALUE, KUBE_AUDIT_CURRENT
 from components.settings import InsightAgentSettings
 
-KUBE_AUDIT_VALUE = "global.exporters.auditLog.kubeAudit.enabled"
 KEY = "kube-audit:insightAgent"
 
 
@@ -42,6 +42,11 @@ class ReleasePlan:
     installed_version: str | None
     """The chart version running now (None: not installed, the release will be created)."""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    description: str | None = None
+    """The Release's `description`: changed only to make `up` repair a drifted FluentBit config (see
+    insight_agent_collect); otherwise what the record holds from our last repair, or None."""
+    collection: Any = None
+    """The insight_agent_collect.CollectionPlan: what the rendered FluentBit config must show after `up`."""
 
     @property
     def upgrades(self) -> bool:
@@ -49,9 +54,13 @@ class ReleasePlan:
 
 
 def our_values(collect_kube_audit: bool, collect_global_management: bool,
-               global_management_path: str) -> dict[str, Any]:
+               global_management_path: str | None, kube_audit_path: str = KUBE_AUDIT_CURRENT) -> dict[str, Any]:
+    """Our switches as a values tree; a chart without a ghippo switch (path None) gets no ghippo value."""
     values: dict[str, Any] = {}
-    for path, value in ((KUBE_AUDIT_VALUE, collect_kube_audit), (global_management_path, collect_global_management)):
+    ours = [(kube_audit_path, collect_kube_audit)]
+    if global_management_path:
+        ours.append((global_management_path, collect_global_management))
+    for path, value in ours:
         node = values
         *parents, last = path.split(".")
         for key in parents:
@@ -100,6 +109,8 @@ def plan_release(
     repos: HelmRepositories,
     collect_kube_audit: bool,
     chart_metadata: Callable[[str], tuple[str, str]] = read_chart_metadata,
+    kube_audit_path: str = KUBE_AUDIT_CURRENT,
+    global_management_path: str | None = GHIPPO_VALUE,
 ) -> ReleasePlan:
     """The Release inputs for these settings and this installed release, or a ReleasePlanError."""
     where = f"Helm release {s.namespace}/{s.release}"
@@ -159,7 +170,7 @@ def plan_release(
                 + (f" or check {KEY}.version" if s.version else ""))
         chart = f"{alias}/{chart_name}"
 
-    ours = our_values(collect_kube_audit, s.collect_global_management_audit, s.global_management_audit_value)
+    ours = our_values(collect_kube_audit, s.collect_global_management_audit, global_management_path, kube_audit_path)
     values = merge_values(installed.config if installed else {}, ours)
     return ReleasePlan(chart=chart, repository_url=repository_url, version=version, values=values,
                        allow_null_values=_has_null(values),

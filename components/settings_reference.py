@@ -139,8 +139,12 @@ DESCRIPTIONS: dict[str, str] = {
                             "installed version upgrades the agent (with a warning in the preview)",
     "insightAgent.adopt": "import the existing release (`namespace/release`) and never uninstall it on destroy",
     "insightAgent.collectGlobalManagementAudit": "global-management (ghippo) audit collection",
-    "insightAgent.globalManagementAuditValue": "dotted chart value that switches ghippo audit collection (an "
-                                               "assumption about the chart: see insight-agent)",
+    "insightAgent.kubeAuditValue": "dotted chart value that switches Kubernetes audit collection; unset: read "
+                                   "from the installed chart (current or v0.8.x path, see insight-agent)",
+    "insightAgent.globalManagementAuditValue": "dotted chart value that switches ghippo audit collection; unset: "
+                                               "read from the installed chart (none found: no value is set)",
+    "insightAgent.fluentBitConfigMap": "the rendered FluentBit config, read at preview and checked after `up`; "
+                                       "unset: `<release>-fluent-bit-config`",
     "insightAgent.fluentBitDaemonSet": "restarted (pod-template annotation) when collection changes",
     "insightAgent.skipAwait": "do not wait for the release's resources (Helm's await)",
     "insightAgent.timeoutSeconds": "Helm's timeout",

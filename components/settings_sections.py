@@ -105,12 +105,20 @@ class InsightAgentSettings(Strict):
     version: Annotated[str, Field(min_length=1)] | None = None
     adopt: bool = True
     collect_global_management_audit: bool = Field(default=True, alias="collectGlobalManagementAudit")
-    # An assumption about the insight-agent chart (see README); a setting so it can be pointed elsewhere.
-    global_management_audit_value: Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] = Field(
-        default="global.exporters.auditLog.ghippoAudit.enabled", alias="globalManagementAuditValue")
+    # Unset: read from the installed chart (components/insight_agent_chart.py); set: used as is.
+    kube_audit_value: Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] | None = Field(
+        default=None, alias="kubeAuditValue")
+    global_management_audit_value: Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] | None = Field(
+        default=None, alias="globalManagementAuditValue")
     fluent_bit_daemon_set: str = Field(default="insight-agent-fluent-bit", alias="fluentBitDaemonSet")
+    # The rendered FluentBit config, read at preview and checked after `up`; unset: `<release>-fluent-bit-config`.
+    fluent_bit_config_map: Annotated[str, Field(min_length=1)] | None = Field(default=None, alias="fluentBitConfigMap")
     skip_await: bool = Field(default=False, alias="skipAwait")
     timeout_seconds: Annotated[int, Field(gt=0)] = Field(default=300, alias="timeoutSeconds")
+
+    @property
+    def config_map(self) -> str:
+        return self.fluent_bit_config_map or f"{self.release}-fluent-bit-config"
 
 
 class DriftSettings(Strict):

@@ -19,6 +19,8 @@ from pathlib import Path
 import yaml
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/insight-agent"
+# An older-style chart (v0.8.x value path `global.exporters.auditLog.enabled`, no ghippo switch).
+OLDER_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/insight-agent-v0.8"
 # The chart default each version ships: a later version bumps FluentBit, as real chart releases do.
 IMAGE_TAGS = {"1.0.0": "2.2.0", "1.1.0": "2.2.1", "1.2.0": "3.0.0"}
 
@@ -40,16 +42,16 @@ class ChartRepository:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def publish(self, version: str) -> None:
-        """Package the stand-in chart at `version` and re-index the repository."""
+    def publish(self, version: str, fixture: Path = FIXTURE) -> None:
+        """Package the stand-in chart (or `fixture`) at `version` and re-index the repository."""
         src = self.root.parent / f"chart-src-{version}/insight-agent"
         shutil.rmtree(src.parent, ignore_errors=True)
-        shutil.copytree(FIXTURE, src)
+        shutil.copytree(fixture, src)
         chart = yaml.safe_load((src / "Chart.yaml").read_text())
         chart.update(version=version, appVersion=version)
         (src / "Chart.yaml").write_text(yaml.safe_dump(chart, sort_keys=False))
         values = yaml.safe_load((src / "values.yaml").read_text())
-        values["fluent-bit"]["image"]["tag"] = IMAGE_TAGS[version]
+        values["fluent-bit"]["image"]["tag"] = IMAGE_TAGS.get(version, values["fluent-bit"]["image"]["tag"])
         (src / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
         self._helm("package", str(src), "--destination", str(self.root))
         self._helm("repo", "index", str(self.root), "--url", self.url)

@@ -191,9 +191,11 @@ def test_local_chart_directory_must_hold_the_target_version(tmp_path: Path) -> N
 
 def test_global_management_value_path_is_a_setting(tmp_path: Path) -> None:
     s = settings(globalManagementAuditValue="agent.ghippo.auditLog", collectGlobalManagementAudit=False)
-    plan = plan_release(s, INSTALLED, fake_repos(tmp_path), True)
+    plan = plan_release(s, INSTALLED, fake_repos(tmp_path), True, global_management_path="agent.ghippo.auditLog")
     assert plan.values["agent"] == {"ghippo": {"auditLog": False}}
     assert "ghippoAudit" not in plan.values["global"]["exporters"]["auditLog"]
+    none = plan_release(s, INSTALLED, fake_repos(tmp_path), True, global_management_path=None)
+    assert none.values["global"]["exporters"]["auditLog"] == {"kubeAudit": {"enabled": True}}, "no ghippo switch"
     with pytest.raises(ValueError, match="String should match pattern"):
         settings(globalManagementAuditValue="global..x")
 
@@ -227,7 +229,8 @@ def test_settings_carry_the_providers_cluster_and_helm_config() -> None:
                                                                        {"repositoryConfigPath": "/r.yaml"})
     default = parse_settings(base_config(), {"sshPrivateKey"}, "dev").insight_agent
     assert (default.chart, default.repository, default.version) == ("insight-agent", "insight-release", None)
-    assert default.global_management_audit_value == "global.exporters.auditLog.ghippoAudit.enabled"
+    assert (default.global_management_audit_value, default.kube_audit_value) == (None, None)  # read from the chart
+    assert default.config_map == "insight-agent-fluent-bit-config"
     with pytest.raises(SettingsError, match="kubernetes:helmReleaseSettings: expected a mapping"):
         parse_settings(base_config(), {"sshPrivateKey"}, "dev", kubernetes={"helmReleaseSettings": "[]"})
 

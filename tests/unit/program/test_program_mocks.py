@@ -45,7 +45,8 @@ class Mocks(pulumi.runtime.Mocks):
 
 
 def build(overrides: dict[str, Any] | None = None, reader: Any = None, kubeadm_observer: Any = None,
-          kubernetes: dict[str, str] | None = None, preview: bool = False) -> tuple[Mocks, dict[str, Recorded], Any]:
+          kubernetes: dict[str, str] | None = None, preview: bool = False,
+          plan_hook: Any = None) -> tuple[Mocks, dict[str, Recorded], Any]:
     """The program under mocks; without a fact `reader` drift reading is off, without a `kubeadm_observer`
     kubeadm persistence is off (unit tests reach no node and no cluster)."""
     mocks = Mocks()
@@ -68,7 +69,8 @@ def build(overrides: dict[str, Any] | None = None, reader: Any = None, kubeadm_o
         overrides.setdefault("kubeadm", {"persist": False})
     settings = parse_settings(base_config(**overrides), {"sshPrivateKey"}, "dev", kubernetes=kubernetes)
     extra = {k: v for k, v in (("reader", reader), ("kubeadm_observer", kubeadm_observer)) if v is not None}
-    audit = AuditLogging("audit", settings, agent_plan(settings), **extra)
+    plan = agent_plan(settings)
+    audit = AuditLogging("audit", settings, plan_hook(plan) if plan_hook else plan, **extra)
     return mocks, recorded, audit
 
 
@@ -248,3 +250,40 @@ def test_release_keeps_the_installed_chart_and_passes_the_operators_values() -> 
     assert props["values"]["fluent-bit"] == {"image": {"repository": "registry.local/fluent-bit"}}
     assert not props.get("reuse_values") and not props.get("reset_values")
     assert rec["audit-insight-agent"].props["chartVersion"] == "0.9.1"
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: "https://10.6.0.1:6443", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+"""
+
+
+@pulumi.runtime.test
+def test_drifted_fluent_bit_config_is_repaired_through_the_release_and_checked_last() -> Any:
+    import dataclasses
+
+    from components.insight_agent_collect import CollectionPlan
+
+    why = "insight-system/insight-agent-fluent-bit-config: no [INPUT] tagged audit_log.ghippo.*"
+    repair = "kube-audit repair after revision 3: 1 FluentBit input problem(s)"
+    collect = CollectionPlan("insight-system/insight-agent-fluent-bit-config",
+                             "/var/log/kubernetes/audit/kube-apiserver-audit.log", True, True, (why,), repair, ())
+    _, rec, _ = build(kubernetes={"kubeconfig": KUBECONFIG}, preview=True,
+                      plan_hook=lambda p: dataclasses.replace(p, description=repair, collection=collect))
+    assert rec["audit-insight-agent-release"].props["description"] == repair
+    annotations = rec["audit-insight-agent-fluent-bit-restart"].props["spec"].template.metadata.annotations
+    assert annotations["kube-audit.io/audit-collection"].startswith("kube-audit=on,ghippo-audit=on,repair=")
+    check = rec["audit-insight-agent-fluent-bit-config-check"]
+    assert check.typ == "pulumi-python:dynamic/kube-audit:FluentBitConfigCheck"
+    assert (check.props["drift"], check.props["kubeAudit"], check.props["ghippo"]) == ([why], True, True)
+    assert names_of(check.depends_on) == {"audit-insight-agent-fluent-bit-restart"}
+    # Without a repair, nothing new on the Release or FluentBit: an existing stack sees no change.
+    _, plain, _ = build(kubernetes={"kubeconfig": KUBECONFIG},
+                        plan_hook=lambda p: dataclasses.replace(p, collection=dataclasses.replace(
+                            collect, drift=(), description=None)))
+    assert plain["audit-insight-agent-release"].props.get("description") is None
+    assert plain["audit-insight-agent-fluent-bit-restart"].props["spec"].template.metadata.annotations == {
+        "kube-audit.io/audit-collection": "kube-audit=on,ghippo-audit=on"}
