@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
                            ("up", "preview, then apply wave by wave; the first failed stack stops the rollout"),
                            ("status", "each stack's last update and the rollout state")):
         s = sub.add_parser(name, help=helptext, description=helptext)
-        s.add_argument("stacks", nargs="*", metavar="STACK|GLOB", 
+        s.add_argument("stacks", nargs="*", metavar="STACK|GLOB",
                        help="stack names or globs (with or instead of --file)")
         s.add_argument("--file", "-f", type=Path, metavar="FLEET.yaml", help="the fleet file: stacks, waves, parallel")
         s.add_argument("--project-dir", type=Path, default=Path.cwd(), help="the Pulumi project (default: cwd)")

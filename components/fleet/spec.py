@@ -96,6 +96,8 @@ def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     """The 1-based line of the node at `loc` (a pydantic error location), as deep as it exists."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for part in loc:
+        if part in _MEMBERS:
+            continue  # a union member's name: not a YAML level
         if isinstance(node, yaml.MappingNode):
             nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
             if nxt is None:  # an unknown key: point at the key itself
@@ -105,9 +107,33 @@ def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
         else:
-            continue  # a union member's name (`str`, `StackEntry`): not a YAML level
+            return line
         line = node.start_mark.line + 1
     return line
+
+
+_MEMBERS = {"str", "StackEntry"}
+
+
+def _node_at(root: yaml.Node | None, loc: Sequence[int | str]) -> yaml.Node | None:
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return None
+    return node
+
+
+def _wrong_member(root: yaml.Node | None, loc: Sequence[int | str]) -> bool:
+    """A union's error for the member the YAML is plainly not (a `str` error for a mapping entry)."""
+    for i, part in enumerate(loc):
+        if part in _MEMBERS:
+            node = _node_at(root, loc[:i])
+            return (part == "str") == isinstance(node, yaml.MappingNode)
+    return False
 
 
 def _key(loc: Sequence[int | str]) -> str:
@@ -115,7 +141,7 @@ def _key(loc: Sequence[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "StackEntry", "list[str]") or part.startswith(("function-", "union")):
+        elif part in _MEMBERS:
             continue
         else:
             out += f".{part}" if out else part
@@ -139,6 +165,8 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
         problems = []
         seen: set[str] = set()
         for err in exc.errors():
+            if _wrong_member(root, err["loc"]):
+                continue
             key, line = _key(err["loc"]), _line_of(root, err["loc"])
             msg = f"{source}:{line}: {key}: {err['msg']}"
             if key not in seen:  # a union reports each member: the first says enough
