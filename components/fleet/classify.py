@@ -197,9 +197,11 @@ class Collector:
                 masters.setdefault(self.master_of(step) or step.name, UNCHANGED)
         for step in steps:
             out.drift += [r for r in _drift(step.new_inputs) if r not in out.drift]
-            if not step.custom or step.op in NO_CHANGE:
+            if step.op in NO_CHANGE:
                 continue
             out.plan.append([step.urn, step.op, sorted(step.diffs), _drift(step.new_inputs)])
+            if not step.custom:
+                continue  # a component's own step (its first create, a changed input): its children tell
             master = self.master_of(step)
             parent = self.components.get(step.parent)
             if master is not None and parent is not None and parent.type == APISERVER:

@@ -40,7 +40,11 @@ def preview_table(previews: Sequence[StackPreview]) -> str:
     out = [table(["STACK", "WAVE", "RESTART", "POLICY-ONLY", "UNCHANGED", "DRIFT", "GUARDRAILS", "INSIGHT-AGENT",
                   "RESULT"], rows)]
     for p in previews:
-        lines = [f"  master {m}: {kind}" for m, kind in p.masters.items()]
+        ops: dict[str, int] = {}
+        for _urn, op, *_rest in p.plan:
+            ops[op] = ops.get(op, 0) + 1
+        lines = [f"  steps: {', '.join(f'{op} {n}' for op, n in sorted(ops.items()))}"] if ops else []
+        lines += [f"  master {m}: {kind}" for m, kind in p.masters.items()]
         lines += [f"  drift: {r}" for r in p.drift]
         lines += [f"  guardrail {v.line()}" for v in p.violations]
         lines += [f"  also changes: {c}" for c in p.other_changes]
