@@ -37,7 +37,7 @@ def preview_table(previews: Sequence[StackPreview]) -> str:
         rows.append([p.stack, str(p.wave + 1), str(p.count(RESTART)), str(p.count(POLICY_ONLY)),
                      str(p.count(UNCHANGED)), str(len(p.drift)), _guard(p), p.agent.text() if p.agent else "-",
                      p.status.upper() if p.status in ("error", "refused") else p.status])
-    out = [table(["STACK", "WAVE", "RESTART", "POLICY-ONLY", "UNCHANGED", "DRIFT", "GUARDRAILS", "INSIGHT-AGENT",
+    blocks = [table(["STACK", "WAVE", "RESTART", "POLICY-ONLY", "UNCHANGED", "DRIFT", "GUARDRAILS", "INSIGHT-AGENT",
                   "RESULT"], rows)]
     for p in previews:
         ops: dict[str, int] = {}
@@ -50,9 +50,9 @@ def preview_table(previews: Sequence[StackPreview]) -> str:
         lines += [f"  also changes: {c}" for c in p.other_changes]
         lines += [f"  warning: {_first(w)}" for w in p.warnings]
         lines += [f"  error: {e}" for e in p.errors]
-        out.append(f"\n{p.stack} ({p.seconds:.1f}s, plan {p.fingerprint if p.changes else '-'}):\n" +
+        blocks.append(f"\n{p.stack} ({p.seconds:.1f}s, plan {p.fingerprint if p.changes else '-'}):\n" +
                    ("\n".join(lines) if lines else "  nothing to do"))
-    return "\n".join(out)
+    return "\n".join(blocks)
 
 
 def _first(text: str, limit: int = 300) -> str:
