@@ -58,7 +58,8 @@ def to_record(event: ev.EngineEvent) -> Record | None:
 
 def _error(exc: auto.CommandError) -> str:
     """The engine's own last words (its stderr), without the Automation API's wrapping."""
-    stderr = getattr(exc, "stderr", "") or ""
+    # The Automation API keeps only str(CommandResult): "\n code: N\n stdout: ...\n stderr: ...".
+    stderr = str(exc).rpartition("\n stderr: ")[2]
     lines = [line for line in _text(stderr).splitlines() if line.strip()]
     if isinstance(exc, auto.ConcurrentUpdateError):
         return "the stack is locked by another update (another runner, or an interrupted one): " + " ".join(lines[-3:])
