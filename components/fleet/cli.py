@@ -95,6 +95,9 @@ def run_fleet(args: argparse.Namespace, engine: Any = None) -> int:
     except FleetError as err:
         print(f"fleet: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the second Ctrl-C: engines already started may still be finishing
+        print("fleet: stopped waiting; `fleet status` shows where each stack ended", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace, engine: Any) -> int:
