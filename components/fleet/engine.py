@@ -112,7 +112,9 @@ class AutomationEngine:
 
     def up(self, ref: StackRef, on_record: OnRecord) -> RunResult:
         try:
-            self._select(ref).up(suppress_outputs=True, **self._common(ref, on_record))
+            # show_secrets=False: the summary read after `up` would otherwise decrypt through Pulumi.<stack>.yaml
+            # in the project dir, which a stack with its config file elsewhere does not have.
+            self._select(ref).up(suppress_outputs=True, show_secrets=False, **self._common(ref, on_record))
         except auto.CommandError as exc:
             return RunResult(_error(exc))
         return RunResult()
