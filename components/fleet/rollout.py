@@ -180,6 +180,13 @@ def _apply_one(engine: Engine, ref: StackRef, wave: int, shown: StackPreview, pr
     if run.error is not None:
         errors = collector.result(run.error).errors
         return StackOutcome(ref.name, wave, FAILED, "\n".join(errors)[-3000:], time.monotonic() - t, again)
+    # The engine ran its own preview inside `up`; a resource changed that the shown plan left alone
+    # means the world moved in that last window: the stack is done, but the rollout stops here.
+    planned = {urn for urn, *_rest in again.plan}
+    extra = sorted({step[0] for step in collector.result().plan} - planned)
+    if extra:
+        return StackOutcome(ref.name, wave, FAILED, "the update changed resources its plan did not show: "
+                            + ", ".join(u.rsplit("::", 1)[-1] for u in extra), time.monotonic() - t, again)
     return StackOutcome(ref.name, wave, DONE, "", time.monotonic() - t, again)
 
 

@@ -184,3 +184,25 @@ def test_policy_only_master_and_agent_version():
     (p,) = preview_fleet(engine, make_fleet(["x"]), 1)
     assert p.masters == {"m1": "policy-only"} and p.drift == ["m1: the policy file differs"]
     assert p.agent is not None and p.agent.text() == "0.1.0 -> 0.2.0" and p.other_changes == []
+
+
+def test_an_update_that_changes_what_the_plan_did_not_show_stops_the_rollout():
+    class Surprising(FakeEngine):
+        def up(self, ref, on_record):
+            on_record(Step(f"{STACK.format(s=ref.name)}$x::kubeadm-config", "k8s", "update"))
+            return super().up(ref, on_record)
+
+    engine = Surprising({n: plan_steps(n) for n in "ab"})
+    fleet = make_fleet(["a"], ["b"])
+    result = rollout(engine, fleet, preview_fleet(engine, fleet, 1), 1, RolloutState(None, ["a", "b"]))
+    assert [o.status for o in result.outcomes] == ["failed", "untouched"]
+    assert result.outcomes[0].detail == "the update changed resources its plan did not show: kubeadm-config"
+
+
+def test_the_pure_parts_import_no_pulumi():
+    import subprocess
+    import sys
+    code = ("import sys, components.fleet.cli, components.fleet.rollout, components.fleet.report; "
+            "print([m for m in sys.modules if m == 'pulumi' or m.startswith('pulumi.')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
