@@ -7,6 +7,7 @@ converged, 1 a refusal, a failed stack, or an interrupt (the table says which); 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -118,7 +119,13 @@ def _run(args: argparse.Namespace, engine: Any) -> int:
     if parallel < 1:
         raise FleetError(f"--parallel {parallel}: must be at least 1")
     shard_t = parse_shard(args.shard) if args.shard else None
-    state_file = args.state_file or state_path(args.file, project, shard_t)
+    wave = getattr(args, "wave", None)
+    if wave is not None:
+        if not 1 <= wave <= len(fleet.waves):
+            raise FleetError(f"--wave {wave}: the fleet has waves 1..{len(fleet.waves)}")
+        # Only that wave is previewed and applied; the others keep their place (and number).
+        fleet = dataclasses.replace(fleet, waves=tuple(w if i == wave - 1 else () for i, w in enumerate(fleet.waves)))
+    state_file = args.state_file or state_path(args.file, project, shard_t, wave)
     if args.fleet_command == "status":
         return _status(args, engine, fleet, state_file)
     tty = sys.stderr.isatty() and not args.json
@@ -143,10 +150,7 @@ def _run(args: argparse.Namespace, engine: Any) -> int:
         state = _state(args, fleet, state_file)
         progress = TtyProgress() if tty else LineProgress()
         try:
-            only = None if args.wave is None else args.wave - 1
-            if only is not None and not 0 <= only < len(fleet.waves):
-                raise FleetError(f"--wave {args.wave}: the fleet has waves 1..{len(fleet.waves)}")
-            result = rollout(engine, fleet, previews, parallel, state, progress, stop, only)
+            result = rollout(engine, fleet, previews, parallel, state, progress, stop)
         finally:
             progress.close()
     _print(args, rollout_json(result), rollout_table(result))

@@ -248,9 +248,11 @@ def rollout(engine: Engine, fleet: Fleet, shown: Sequence[StackPreview], paralle
     return RolloutResult([outcomes[n] for n in order], stopped_by)
 
 
-def state_path(fleet_file: Path | None, project_dir: Path, shard: tuple[int, int] | None) -> Path:
-    """Beside the fleet file: `<fleet>.state.json` (`<fleet>.shard-2-of-4.state.json` for a shard)."""
-    suffix = f".shard-{shard[0]}-of-{shard[1]}" if shard else ""
+def state_path(fleet_file: Path | None, project_dir: Path, shard: tuple[int, int] | None,
+               wave: int | None = None) -> Path:
+    """Beside the fleet file: `<fleet>.state.json`; `<fleet>.wave-2.shard-2-of-4.state.json` for one
+    wave of one shard (each CI job its own file)."""
+    suffix = (f".wave-{wave}" if wave else "") + (f".shard-{shard[0]}-of-{shard[1]}" if shard else "")
     if fleet_file is not None:
         return fleet_file.with_name(fleet_file.stem + suffix + ".state.json")
     return project_dir / f".kube-audit-fleet{suffix}.state.json"

@@ -95,3 +95,13 @@ def test_resume_of_another_fleet_is_refused(project: Path, capsys: pytest.Captur
     (project / "fleet.state.json").write_text(json.dumps({"stacks": ["a", "b"], "status": {"a": "done"}}))
     assert run(CliEngine({n: plan_steps(n) for n in "abc"}), project, "up", "--yes", "--resume") == 1
     assert "is the state of another fleet (a, b), not of a, b, c" in capsys.readouterr().err
+
+
+def test_one_wave_previews_and_applies_only_that_wave(project: Path, capsys: pytest.CaptureFixture[str]):
+    engine = CliEngine({n: plan_steps(n) for n in "abc"}, refuse={"a"})  # a (wave 1) is not this job's
+    assert run(engine, project, "up", "--yes", "--wave", "2", "--json") == 0
+    assert sorted(n for op, n in engine.calls if op == "up") == ["b", "c"]
+    assert {n for op, n in engine.calls} == {"b", "c"}
+    data = json.loads(capsys.readouterr().out)
+    assert [(s["stack"], s["status"]) for s in data["stacks"]] == [("b", "done"), ("c", "done")]
+    assert json.loads((project / "fleet.wave-2.state.json").read_text())["status"] == {"b": "done", "c": "done"}
