@@ -215,7 +215,6 @@ class TestFleet:
             "ratio": round(concurrent / sequential, 2), "fleet_parallel1_s": round(one_by_one, 1),
             "orchestrator_overhead_per_stack_s": round((one_by_one - sequential) / 3, 2),
             "first_table_run_s": round(took, 1), "engine_seconds_sum": round(engine, 1)}
-        assert concurrent <= 0.6 * sequential, MEASUREMENTS["fleet_preview"]
 
     def test_3_a_gate_fault_on_the_canary_stops_the_rollout_b_and_c_untouched(self, fleet: Fleet):
         a, b, c = fleet.members["a"], fleet.members["b"], fleet.members["c"]
@@ -269,3 +268,8 @@ class TestFleet:
         assert all(s["status"] == "clean" for s in data["stacks"])
         r, _ = fleet.fleet("status")
         assert r.returncode == 0 and "finished" in r.stdout, r.stdout
+
+    def test_5_the_fleet_preview_took_at_most_0_6_of_the_previews_one_after_another(self, fleet: Fleet):
+        # Checked last, so a slow machine still runs the rollout steps above.
+        m = MEASUREMENTS["fleet_preview"]
+        assert m["fleet_parallel3_s"] <= 0.6 * m["sequential_cli_s"], m
