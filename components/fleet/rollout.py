@@ -229,17 +229,17 @@ def rollout(engine: Engine, fleet: Fleet, shown: Sequence[StackPreview], paralle
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="fleet") as pool:
             futures = [pool.submit(job, ref) for ref in todo]
-            for fut in futures:
+            for fut in concurrent.futures.as_completed(futures):  # saved as each ends, not in list order
                 out = fut.result()
                 outcomes[out.stack] = out
                 if out.status != UNTOUCHED:
                     state.status[out.stack] = out.status
                     state.save()
         bad = [outcomes[r.name] for r in todo if outcomes[r.name].status not in FINISHED | {UNTOUCHED}]
-        if bad:
+        if stop.is_set() and (bad or any(outcomes[r.name].status == UNTOUCHED for r in todo)):
+            stopped_by = "interrupt"  # a stack the interrupt cancelled fails too: the interrupt is the cause
+        elif bad:
             stopped_by = bad[0].stack
-        elif stop.is_set() and any(outcomes[r.name].status == UNTOUCHED for r in todo):
-            stopped_by = "interrupt"
     for name, out in outcomes.items():
         if out.status == UNTOUCHED and stopped_by == "interrupt":
             state.status[name] = INTERRUPTED
