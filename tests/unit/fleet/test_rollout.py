@@ -206,3 +206,24 @@ def test_the_pure_parts_import_no_pulumi():
             "print([m for m in sys.modules if m == 'pulumi' or m.startswith('pulumi.')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ctrl_c_during_a_stack_lets_it_finish_and_starts_nothing_more(tmp_path: Path):
+    stop = threading.Event()
+
+    class Interrupted(FakeEngine):
+        def up(self, ref, on_record):
+            stop.set()  # Ctrl-C while this stack runs
+            return super().up(ref, on_record)
+
+    engine = Interrupted({n: plan_steps(n) for n in "abcd"})
+    fleet = make_fleet(["a", "b"], ["c", "d"])
+    state = RolloutState(tmp_path / "s.json", list("abcd"))
+    result = rollout(engine, fleet, preview_fleet(engine, fleet, 1), 1, state, stop=stop)
+    assert [(o.stack, o.status) for o in result.outcomes] == [("a", "done"), ("b", "untouched"), ("c", "untouched"),
+                                                               ("d", "untouched")]
+    assert result.stopped_by == "interrupt"
+    saved = RolloutState.load(tmp_path / "s.json")
+    assert saved is not None and saved.status == {"a": "done", "b": "interrupted", "c": "interrupted",
+                                                  "d": "interrupted"}
+    assert saved.first_unfinished() == "b"
