@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,6 +99,9 @@ class StackPreview:
     wave: int = 0
     masters: dict[str, str] = field(default_factory=dict)
     drift: list[str] = field(default_factory=list)
+    """Reasons on steps whose desired inputs did not change: hand changes on a master."""
+    config_differs: list[str] = field(default_factory=list)
+    """Reasons on steps the stack's config changes anyway: how the master differs from the new config."""
     violations: list[Violation] = field(default_factory=list)
     agent: AgentVersion | None = None
     other_changes: list[str] = field(default_factory=list)
@@ -134,7 +138,7 @@ class StackPreview:
         return {
             "stack": self.stack, "wave": self.wave, "status": self.status, "masters": self.masters,
             "restart": self.count(RESTART), "policyOnly": self.count(POLICY_ONLY), "unchanged": self.count(UNCHANGED),
-            "drift": self.drift,
+            "drift": self.drift, "configDiffers": self.config_differs,
             "guardrails": [{"pack": v.pack, "policy": v.policy, "level": v.level, "message": v.message}
                            for v in self.violations],
             "insightAgent": None if self.agent is None else {
@@ -144,9 +148,25 @@ class StackPreview:
         }
 
 
+# A reason names its master first ("lab-master-1: policy file ... changed"); the preflight checks'
+# "<master> drifted: every master is checked again" notes only rerun those checks, and are no reason.
+_REASON = re.compile(r"^[^\s:]+: ")
+_REASON_KEYS = {"drift", "repair"}
+
+
 def _drift(inputs: Mapping[str, Any]) -> list[str]:
     value = inputs.get("drift")
-    return [str(r) for r in value] if isinstance(value, list) else []
+    return [str(r) for r in value if _REASON.match(str(r))] if isinstance(value, list) else []
+
+
+def _only_drift(step: Step) -> bool:
+    """True when the step's desired inputs are what was applied last: its reasons are then a hand
+    change on the node (drift), not the consequence of a config change (which the program's
+    comparison with the desired state also names)."""
+    if not step.old_inputs:
+        return False
+    keys = (set(step.old_inputs) | set(step.new_inputs)) - _REASON_KEYS
+    return all(step.old_inputs.get(k) == step.new_inputs.get(k) for k in keys)
 
 
 class Collector:
@@ -196,9 +216,10 @@ class Collector:
             if step.type == APISERVER:
                 masters.setdefault(self.master_of(step) or step.name, UNCHANGED)
         for step in steps:
-            out.drift += [r for r in _drift(step.new_inputs) if r not in out.drift]
             if step.op in NO_CHANGE:
                 continue
+            found = out.drift if _only_drift(step) else out.config_differs
+            found += [r for r in _drift(step.new_inputs) if r not in found]
             out.plan.append([step.urn, step.op, sorted(step.diffs), _drift(step.new_inputs)])
             if not step.custom:
                 continue  # a component's own step (its first create, a changed input): its children tell

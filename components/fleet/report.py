@@ -46,6 +46,7 @@ def preview_table(previews: Sequence[StackPreview]) -> str:
         lines = [f"  steps: {', '.join(f'{op} {n}' for op, n in sorted(ops.items()))}"] if ops else []
         lines += [f"  master {m}: {kind}" for m, kind in p.masters.items()]
         lines += [f"  drift: {r}" for r in p.drift]
+        lines += [f"  differs from the new config: {r}" for r in p.config_differs]
         lines += [f"  guardrail {v.line()}" for v in p.violations]
         lines += [f"  also changes: {c}" for c in p.other_changes]
         lines += [f"  warning: {_first(w)}" for w in p.warnings]

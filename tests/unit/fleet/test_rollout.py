@@ -17,7 +17,8 @@ def plan_steps(stack: str, manifest_op: str = "update", drift: list[str] | None 
     return [
         Step(comp, APISERVER, "same", custom=False, new_inputs={"master": "m1"}),
         Step(f"{comp}$kube-audit:RemoteCommand::audit-apiserver-m1-manifest", "pulumi-python:dynamic/kube-audit:RemoteCommand",
-             manifest_op, parent=comp, new_inputs={"drift": drift or []}, diffs=("stdin",)),
+             manifest_op, parent=comp, new_inputs={"stdin": "audit on", "drift": drift or []},
+             old_inputs={"stdin": "audit on" if drift else "audit off", "drift": []}, diffs=("stdin",)),
     ]
 
 
@@ -175,7 +176,8 @@ def test_policy_only_master_and_agent_version():
     steps = [*plan_steps("x", "same"),
         Step(comp, POLICY_FILE, "same", custom=False),
         Step(f"{comp}$kube-audit:RemoteCommand::audit-policy-m1", "dyn", "update", parent=comp,
-             new_inputs={"drift": ["m1: the policy file differs"]}),
+             new_inputs={"stdin": "policy", "drift": ["m1: the policy file differs", "m1 drifted: a note"]},
+             old_inputs={"stdin": "policy", "drift": [], "repair": ["m1: an old repair"]}),
         Step(agent, "kube-audit:index:InsightAgentAuditCollection", "same", custom=False,
              new_inputs={"chartVersion": "0.2.0"}, old_inputs={"chartVersion": "0.1.0"}),
         Step(f"{agent}$kubernetes:helm.sh/v3:Release::rel", "kubernetes:helm.sh/v3:Release", "update", parent=agent),
@@ -183,6 +185,7 @@ def test_policy_only_master_and_agent_version():
     engine = FakeEngine({"x": steps})
     (p,) = preview_fleet(engine, make_fleet(["x"]), 1)
     assert p.masters == {"m1": "policy-only"} and p.drift == ["m1: the policy file differs"]
+    assert p.config_differs == []
     assert p.agent is not None and p.agent.text() == "0.1.0 -> 0.2.0" and p.other_changes == []
 
 
@@ -227,3 +230,14 @@ def test_ctrl_c_during_a_stack_lets_it_finish_and_starts_nothing_more(tmp_path: 
     assert saved is not None and saved.status == {"a": "done", "b": "interrupted", "c": "interrupted",
                                                   "d": "interrupted"}
     assert saved.first_unfinished() == "b"
+
+
+def test_reasons_of_a_config_change_are_not_drift():
+    steps = plan_steps("x", "update")  # stdin changes: the config asks for it
+    comp = steps[0].urn
+    steps[1] = Step(steps[1].urn, steps[1].type, "update", parent=comp,
+                    new_inputs={"stdin": "maxage 0", "drift": ["m1: --audit-log-maxage is 30, wanted 0"]},
+                    old_inputs={"stdin": "maxage 30", "drift": []})
+    (p,) = preview_fleet(FakeEngine({"x": steps}), make_fleet(["x"]), 1)
+    assert p.drift == [] and p.config_differs == ["m1: --audit-log-maxage is 30, wanted 0"]
+    assert p.masters == {"m1": "restart"}
