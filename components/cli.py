@@ -1,10 +1,11 @@
-"""The command line for people and CI: `python -m components <validate|lint|explain|manifest|volume> ...`."""
+"""The command line for people and CI: `python -m components <validate|lint|explain|manifest|volume|fleet> ...`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from components.fleet import cli as fleet_cli
 from components.manifest import cli as manifest_cli
 from components.policy import cli as policy_cli
 from components.volume import cli as volume_cli
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_cli.register(sub)
     manifest_cli.register(sub)
     volume_cli.register(sub)
+    fleet_cli.register(sub)
     return parser
 
 
