@@ -52,9 +52,10 @@ echo "[test] fast lane (ruff, mypy, docs build, every tier but e2e) runs beside 
 fast_pid=$!
 
 # The lab tier mostly waits (restarts, gates, the engine): two labs fill that time. Lab 1 takes the fault
-# module and the modules after it; a second lab (its own index, bridge and state dir) takes the rest, and
+# module (the longest) and a few others; a second lab (its own index, bridge and state dir) takes the rest, and
 # new e2e modules land there. Each lane is its own pytest session, so each brings up its own lab.
-lab1_files=(tests/e2e/test_rollout_faults.py tests/e2e/test_toggle_keeps_agent.py tests/e2e/test_volume_accuracy.py)
+lab1_files=(tests/e2e/test_flag_spellings.py tests/e2e/test_kubeadm.py tests/e2e/test_rollout_faults.py
+            tests/e2e/test_toggle_keeps_agent.py tests/e2e/test_volume_accuracy.py)
 lab2_ignore=()
 for f in "${lab1_files[@]}"; do lab2_ignore+=(--ignore="$f"); done
 lab2_state=${KUBE_AUDIT_E2E_LAB2:-$HOME/.cache/kube-audit/lab-e2e-2}
