@@ -173,7 +173,9 @@ def _longest_local(name: str, modules: dict[str, Path]) -> str | None:
     return None
 
 
-def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, modules: dict[str, Path]) -> Iterator[str]:
+def _targets(
+    node: ast.Import | ast.ImportFrom, module: str, is_package: bool, modules: dict[str, Path]
+) -> Iterator[str]:
     """The dotted names one import statement points at (before the local/external split)."""
     if isinstance(node, ast.Import):
         for alias in node.names:

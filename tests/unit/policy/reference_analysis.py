@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from components.policy.builtins import NON_RESOURCE_VERBS, RESOURCE_VERBS
-from components.policy.evaluator import ANY, NON_RESOURCE, RESOURCE, CompiledRule, Request
+from components.policy.evaluator import ANY, NON_RESOURCE, RESOURCE, CompiledRule, Request, compile_policy
 from components.policy.model import Policy
 
 # The sensitive targets the old lint enumerated (kept so its domain is unchanged).
@@ -186,7 +186,7 @@ class Analysis:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.domain = build_domain(policy)
-        self.compiled = policy.compiled.rules
+        self.compiled = compile_policy(policy).rules
         # Feasibility masks over targets, one per resource verb.
         self._feasible = [_bits([_name_ok(verb, t) for t in self.domain.targets]) for verb in RESOURCE_VERBS]
         self.sets = tuple(self._rule_set(rule) for rule in self.compiled)
