@@ -15,7 +15,7 @@ import pytest
 from components.policy import Policy, PolicyError, Request, load_policy_file
 from components.policy.evaluator import compile_policy
 
-from ..unit.policy.strategies import sampled_requests
+from ..unit.policy.strategies import resource_request, sampled_requests
 from ..unit.policy.test_corpus import CORPUS, EXPECTED
 from . import gobuild
 from .conftest import Runner
@@ -50,17 +50,7 @@ def literal_requests(policy: Policy) -> list[Request]:
             targets, rule.verbs or ("get", "list", "create", "delete"), [*rule.namespaces, "", "team-a"]
         ):
             out += [
-                Request(
-                    user=u,
-                    groups=g,
-                    verb=verb,
-                    api_group=group,
-                    resource=resource,
-                    subresource=sub,
-                    namespace=ns,
-                    name=name,
-                    resource_request=True,
-                )
+                resource_request(u, g, verb, (group, resource, sub, name), ns)
                 for u in users[:2]
                 for g in groups[:2]
             ]

@@ -46,6 +46,8 @@ from components.policy.domain import split_entry as _split
 from components.policy.evaluator import ANY, NON_RESOURCE, RESOURCE, CompiledRule, Request, compile_policy
 from components.policy.model import Policy
 
+from .strategies import resource_request
+
 # The sensitive targets the old lint enumerated (kept so its domain is unchanged).
 SENSITIVE = (
     ("", "secrets", ""),
@@ -238,18 +240,3 @@ class Analysis:
                                 requests.append(resource_request(user, groups, verb, target, namespace))
         return requests
 
-
-def resource_request(user: str, groups: tuple[str, ...], verb: str, target: Target, namespace: str) -> Request:
-    """The resource request ``verb`` on ``target`` (api group, resource, subresource, name)."""
-    group, resource, sub, name = target
-    return Request(
-        user=user,
-        groups=groups,
-        verb=verb,
-        api_group=group,
-        resource=resource,
-        subresource=sub,
-        namespace=namespace,
-        name=name,
-        resource_request=True,
-    )

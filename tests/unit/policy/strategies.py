@@ -220,3 +220,21 @@ def valid(text: str) -> Policy:
     except PolicyError:
         assume(False)
         raise
+
+
+def resource_request(
+    user: str, groups: tuple[str, ...], verb: str, target: tuple[str, str, str, str], namespace: str
+) -> Request:
+    """The resource request ``verb`` on ``target`` (api group, resource, subresource, name)."""
+    group, resource, sub, name = target
+    return Request(
+        user=user,
+        groups=groups,
+        verb=verb,
+        api_group=group,
+        resource=resource,
+        subresource=sub,
+        namespace=namespace,
+        name=name,
+        resource_request=True,
+    )

@@ -17,7 +17,7 @@ from components.policy.leaks import LEAKS
 
 from . import reference_analysis as ref
 from .conftest import policy_of
-from .strategies import policy_texts, valid
+from .strategies import policy_texts, resource_request, valid
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -45,7 +45,7 @@ def brute_captures(
                 for candidate in d.targets:
                     if candidate[:3] != target or not name_ok(verb, candidate):
                         continue
-                    request = ref.resource_request(user, groups, verb, candidate, namespace)
+                    request = resource_request(user, groups, verb, candidate, namespace)
                     if compile_policy(policy).evaluate(request).rule == index:
                         return True
     return False
