@@ -35,7 +35,7 @@ from . import manifests, pki, stack, system
 from .config import CHART, REPO, Host, Lab, find_binary
 from .kube import Client
 
-SUPERVISOR = Path(__file__).resolve().parent / "supervisor.py"
+SUPERVISOR = Path(__file__).resolve().parent / "supervisor"  # a package run as `python3 DIR`
 BIND_TARGETS = ("/etc/kubernetes", "/var/log/kubernetes", "/tmp")
 HELM_RELEASE, HELM_NS = "insight-agent", "insight-system"
 
@@ -172,7 +172,7 @@ def ensure_host(lab: Lab, h: Host, apiserver: Path, python: str) -> None:
     # inside the host: run a copy of the supervisor kept in the state dir instead.
     supervisor = lab.state / "bin" / SUPERVISOR.name
     supervisor.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(SUPERVISOR, supervisor)
+    shutil.copytree(SUPERVISOR, supervisor, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     cmd = [
         "ip", "netns", "exec", h.netns, "unshare", "-m", "-u", "--propagation", "private", "--",
         python, str(supervisor), "--name", h.name, "--hostname", h.name,

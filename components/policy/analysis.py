@@ -33,7 +33,7 @@ from .domain import (
     rule_set,
     split_entry,
 )
-from .evaluator import NON_RESOURCE, RESOURCE, CompiledRule, compile_resources
+from .evaluator import NON_RESOURCE, RESOURCE, CompiledRule, compile_policy, compile_resources
 from .model import Policy, PolicyRule
 
 # Verbs that accept a request with or without a name, on any target: their presence makes a
@@ -201,7 +201,7 @@ class Analysis:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.rules = policy.rules
-        self.compiled = policy.compiled.rules
+        self.compiled = compile_policy(policy).rules
         self.own = tuple(_own(r, c) for r, c in zip(self.rules, self.compiled, strict=True))
         self.index = _Index(self.rules, self.compiled)
         self._full = (1 << len(self.rules)) - 1

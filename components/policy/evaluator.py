@@ -212,11 +212,20 @@ class CompiledPolicy:
         return self.default
 
 
+# The compiled form is kept in the policy's own __dict__, the way functools.cached_property keeps a
+# value: the Policy is frozen and immutable, so it is compiled once and shared, and the model stays
+# plain data that knows nothing of the evaluator (no import back from model to here).
+_COMPILED = "_compiled"
+
+
 def compile_policy(policy: Policy) -> CompiledPolicy:
-    """Compile a policy for evaluation (cached on the policy as ``policy.compiled``)."""
-    return CompiledPolicy(policy)
+    """The policy compiled for evaluation, built once per policy on first use and kept with it."""
+    compiled: CompiledPolicy | None = policy.__dict__.get(_COMPILED)
+    if compiled is None:
+        compiled = policy.__dict__[_COMPILED] = CompiledPolicy(policy)
+    return compiled
 
 
 def evaluate(policy: Policy, request: Request) -> Decision:
     """The audit decision kube-apiserver makes for ``request`` under ``policy``."""
-    return policy.compiled.evaluate(request)
+    return compile_policy(policy).evaluate(request)

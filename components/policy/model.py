@@ -7,13 +7,8 @@ Field names follow Python style (``user_groups``); the YAML names (``userGroups`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING
 
 from .problems import Problem
-
-if TYPE_CHECKING:  # pragma: no cover - import cycle only for type checkers
-    from .evaluator import CompiledPolicy
 
 LEVELS: tuple[str, ...] = ("None", "Metadata", "Request", "RequestResponse")
 STAGES: tuple[str, ...] = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
@@ -93,13 +88,6 @@ class Policy:
     def omitManagedFields(self) -> bool:  # noqa: N802 - the YAML field name, for callers
         """Alias of ``omit_managed_fields`` under its YAML name."""
         return self.omit_managed_fields
-
-    @cached_property
-    def compiled(self) -> CompiledPolicy:
-        """The rules compiled into predicates, built once per policy on first evaluation."""
-        from .evaluator import compile_policy
-
-        return compile_policy(self)
 
     def rule_text(self, index: int) -> str:
         """Source text of rule ``index`` (its list item, comments inside it included)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from components.policy import Policy, Request
+from components.policy.evaluator import compile_policy
 
 from .reader import SampleEvent
 
@@ -191,7 +192,7 @@ class Replay:
         is_write = first.resource_request and first.verb in WRITE_VERBS
         is_secret = first.resource_request and first.api_group == "" and first.resource == "secrets"
         for tally in self.tallies:
-            decision = tally.policy.compiled.evaluate(request)
+            decision = compile_policy(tally.policy).evaluate(request)
             if synthesise:
                 tally.by_level[decision.level] += 1
                 recorded = decision.level != "None"

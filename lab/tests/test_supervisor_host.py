@@ -23,7 +23,7 @@ import yaml
 from lab import manifests
 
 HERE = Path(__file__).resolve().parent
-SUPERVISOR = HERE.parent / "supervisor.py"
+SUPERVISOR = HERE.parent / "supervisor"  # run as `python3 DIR`, as the lab does
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount/UTS/network namespaces"),

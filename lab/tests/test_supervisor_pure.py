@@ -7,7 +7,7 @@ import os
 import pytest
 
 from lab import manifests
-from lab.supervisor import (
+from lab.supervisor.pods import (
     APISERVER_KEY,
     container_spec,
     pod_identity,

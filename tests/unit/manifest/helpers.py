@@ -16,8 +16,10 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "manifests" / "kube
 
 
 class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
+    """A clock whose sleep only moves its time on."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
 
     def __call__(self) -> float:
         return self.now

@@ -16,18 +16,7 @@ import pytest
 
 from components.manifest import gate, node, planner
 from components.manifest.desired import NodeRequest
-from tests.unit.manifest.helpers import make_request
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.unit.manifest.helpers import FakeClock, make_request
 
 
 class FakeKubelet:
@@ -102,7 +91,7 @@ def request(etc: Path, enabled: bool = True) -> NodeRequest:
 
 
 def kubelet(etc: Path, **kwargs: Any) -> FakeKubelet:
-    return FakeKubelet(etc / "manifests" / "kube-apiserver.yaml", FakeClock(),
+    return FakeKubelet(etc / "manifests" / "kube-apiserver.yaml", FakeClock(1000.0),
                        log=etc / "log" / "kube-apiserver-audit.log", **kwargs)
 
 

@@ -16,6 +16,11 @@ gives exact answers, with two modelling choices, both from requestinfo.go:
 
 Each rule becomes bitsets over the representatives (``RuleSet``); containment of bitsets is
 containment of request sets.
+
+The vocabulary of the model (the ``OTHER_*`` values, ``Target``, which verb can carry a name) is
+imported from components/policy/domain.py, so both sides model the same request space; the
+algorithm (one domain for the whole policy, the bitsets, containment) is kept apart on purpose: an
+oracle that shared it with the code it checks could not catch a fault in it.
 """
 
 from __future__ import annotations
@@ -25,8 +30,23 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from components.policy.builtins import NON_RESOURCE_VERBS, RESOURCE_VERBS
-from components.policy.evaluator import ANY, NON_RESOURCE, RESOURCE, CompiledRule, Request
+from components.policy.domain import (
+    OTHER_API_GROUP,
+    OTHER_GROUP,
+    OTHER_NAME,
+    OTHER_NAMESPACE,
+    OTHER_PATH,
+    OTHER_RESOURCE,
+    OTHER_SUBRESOURCE,
+    OTHER_USER,
+    Target,
+)
+from components.policy.domain import name_ok as _name_ok
+from components.policy.domain import split_entry as _split
+from components.policy.evaluator import ANY, NON_RESOURCE, RESOURCE, CompiledRule, Request, compile_policy
 from components.policy.model import Policy
+
+from .strategies import resource_request
 
 # The sensitive targets the old lint enumerated (kept so its domain is unchanged).
 SENSITIVE = (
@@ -36,33 +56,7 @@ SENSITIVE = (
     ("authentication.k8s.io", "tokenreviews", ""),
 )
 
-OTHER_USER = "~other-user"
-OTHER_GROUP = "~other-group"
-OTHER_NAMESPACE = "~other-namespace"
-OTHER_API_GROUP = "other.example.com"
-OTHER_RESOURCE = "~otherresources"
-OTHER_SUBRESOURCE = "~othersub"
-OTHER_NAME = "~other-name"
-OTHER_PATH = "/~other"
-
 T = TypeVar("T")
-Target = tuple[str, str, str, str]  # (api group, resource, subresource, name)
-
-
-def _split(entry: str) -> tuple[str, str]:
-    """'pods/log' -> ('pods', 'log'); 'pods' -> ('pods', '')."""
-    resource, _, sub = entry.partition("/")
-    return resource, sub
-
-
-def _name_ok(verb: str, target: Target) -> bool:
-    """Whether the apiserver can produce ``verb`` on ``target`` (requestinfo.go)."""
-    _, _, sub, name = target
-    if verb in ("get", "delete"):
-        return name != ""  # without a name they become list/watch and deletecollection
-    if verb == "deletecollection":
-        return name == "" and sub == ""
-    return True
 
 
 @dataclass(frozen=True)
@@ -186,7 +180,7 @@ class Analysis:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.domain = build_domain(policy)
-        self.compiled = policy.compiled.rules
+        self.compiled = compile_policy(policy).rules
         # Feasibility masks over targets, one per resource verb.
         self._feasible = [_bits([_name_ok(verb, t) for t in self.domain.targets]) for verb in RESOURCE_VERBS]
         self.sets = tuple(self._rule_set(rule) for rule in self.compiled)
@@ -240,20 +234,9 @@ class Analysis:
         for user in users:
             for groups in user_groups:
                 for namespace in namespaces:
-                    for group, resource, sub, name in targets:
+                    for target in targets:
                         for verb in _EXAMPLE_VERBS:
-                            if _name_ok(verb, (group, resource, sub, name)):
-                                requests.append(
-                                    Request(
-                                        user=user,
-                                        groups=groups,
-                                        verb=verb,
-                                        api_group=group,
-                                        resource=resource,
-                                        subresource=sub,
-                                        namespace=namespace,
-                                        name=name,
-                                        resource_request=True,
-                                    )
-                                )
+                            if _name_ok(verb, target):
+                                requests.append(resource_request(user, groups, verb, target, namespace))
         return requests
+

@@ -11,9 +11,10 @@ import random
 from typing import Any
 
 import yaml
+from hypothesis import assume
 from hypothesis import strategies as st
 
-from components.policy import LEVELS, STAGES, Request
+from components.policy import LEVELS, STAGES, Policy, PolicyError, Request, load_policy
 
 USERS = ("alice", "bob", "system:admin", "kube-admin", "")
 USER_GROUPS = ("devs", "ops", "system:masters", "system:nodes")
@@ -210,3 +211,30 @@ def sampled_requests(seed: int, count: int) -> list[Request]:
             )
         )
     return out
+
+
+def valid(text: str) -> Policy:
+    """The policy a generated text loads to; an example whose text the loader refuses is discarded."""
+    try:
+        return load_policy(text, "gen.yaml")
+    except PolicyError:
+        assume(False)
+        raise
+
+
+def resource_request(
+    user: str, groups: tuple[str, ...], verb: str, target: tuple[str, str, str, str], namespace: str
+) -> Request:
+    """The resource request ``verb`` on ``target`` (api group, resource, subresource, name)."""
+    group, resource, sub, name = target
+    return Request(
+        user=user,
+        groups=groups,
+        verb=verb,
+        api_group=group,
+        resource=resource,
+        subresource=sub,
+        namespace=namespace,
+        name=name,
+        resource_request=True,
+    )

@@ -8,25 +8,18 @@ fast one must give the same answers.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 
-from components.policy import Policy, PolicyError, Request, load_policy
+from components.policy import Policy
 from components.policy.analysis import OTHER_NAMESPACE, Analysis, name_ok
+from components.policy.evaluator import compile_policy
 from components.policy.leaks import LEAKS
 
 from . import reference_analysis as ref
 from .conftest import policy_of
-from .strategies import policy_texts
+from .strategies import policy_texts, resource_request, valid
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def valid(text: str) -> Policy:
-    try:
-        return load_policy(text, "gen.yaml")
-    except PolicyError:
-        assume(False)
-        raise
 
 
 @SETTINGS
@@ -49,21 +42,11 @@ def brute_captures(
             for namespace in d.namespaces:
                 if ("" if namespace == "" else OTHER_NAMESPACE) not in scope:
                     continue
-                for group, resource, sub, name in d.targets:
-                    if (group, resource, sub) != target or not name_ok(verb, (group, resource, sub, name)):
+                for candidate in d.targets:
+                    if candidate[:3] != target or not name_ok(verb, candidate):
                         continue
-                    request = Request(
-                        user=user,
-                        groups=groups,
-                        verb=verb,
-                        api_group=group,
-                        resource=resource,
-                        subresource=sub,
-                        namespace=namespace,
-                        name=name,
-                        resource_request=True,
-                    )
-                    if policy.compiled.evaluate(request).rule == index:
+                    request = resource_request(user, groups, verb, candidate, namespace)
+                    if compile_policy(policy).evaluate(request).rule == index:
                         return True
     return False
 

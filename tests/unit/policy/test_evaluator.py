@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.policy import Decision, Request, evaluate
-from components.policy.evaluator import path_matches, stage_union
+from components.policy.evaluator import compile_policy, path_matches, stage_union
 
 from .conftest import policy_of
 
@@ -173,4 +173,4 @@ def test_path_matches_trims_every_trailing_star_like_go() -> None:
 
 def test_compiled_policy_is_cached() -> None:
     p = policy_of("rules:\n  - level: Request\n")
-    assert p.compiled is p.compiled
+    assert compile_policy(p) is compile_policy(p)

@@ -5,25 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.policy import Policy, PolicyError, Request, evaluate, lint, load_policy
+from components.policy import Request, evaluate, lint
 from components.policy.leaks import LEAKS, Leak
 from components.policy.model import LEVELS
 
 from .reference import reference_evaluate, rule_matches
-from .strategies import policy_texts, realistic_requests, requests
+from .strategies import policy_texts, realistic_requests, requests, valid
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def valid(text: str) -> Policy:
-    try:
-        return load_policy(text, "gen.yaml")
-    except PolicyError:
-        assume(False)
-        raise
 
 
 @SETTINGS

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
@@ -61,3 +62,17 @@ def agent_plan(settings: Settings, installed: Any = INSTALLED) -> ReleasePlan | 
     if not settings.insight_agent.adopt:
         installed = None
     return plan_release(settings.insight_agent, installed, fake_repos(), settings.enabled)
+
+
+class CountingMocks(pulumi.runtime.Mocks):
+    """Pulumi mocks that record the type of every resource the program registers."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.created.append(args.typ)
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None

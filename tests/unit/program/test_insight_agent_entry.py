@@ -20,7 +20,7 @@ import yaml
 
 from components.kubeapi import KubeApi, KubeApiError
 
-from .conftest import FAKE_KEY, MASTERS
+from .conftest import FAKE_KEY, MASTERS, CountingMocks
 from .test_insight_agent_plan import secret
 
 MAIN = Path(__file__).resolve().parents[3] / "__main__.py"
@@ -92,18 +92,6 @@ def test_kubeconfig_refusals_say_why(tmp_path: Path) -> None:
     path.write_text(kubeconfig("https://x:6443/", {"username": "a", "password": "b"}))
     api = KubeApi.from_kubeconfig(str(path), None)
     assert api.server == "https://x:6443" and api.headers["Authorization"] == "Basic " + base64.b64encode(b"a:b").decode()
-
-
-class CountingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.created: list[str] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.created.append(args.typ)
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return {}, None
 
 
 def test_unreadable_release_stops_the_run_before_any_resource(tmp_path: Path) -> None:

@@ -5,26 +5,13 @@ from __future__ import annotations
 import json
 import runpy
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pytest
 
-from .conftest import FAKE_KEY, MASTERS
+from .conftest import FAKE_KEY, MASTERS, CountingMocks
 
 MAIN = Path(__file__).resolve().parents[3] / "__main__.py"
-
-
-class CountingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.created: list[str] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.created.append(args.typ)
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return {}, None
 
 
 _LAST: list[CountingMocks] = []
