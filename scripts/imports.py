@@ -80,6 +80,8 @@ LAYER_RULES: tuple[tuple[str, str], ...] = (
     ("components.drift.observe", "pulumi"),
     ("components.drift.props", "pulumi"),
     ("components.kubeadm.persistence", "pulumi"),
+    ("components.insight_agent_check", "pulumi"),  # the FluentBit check after `up`: a dynamic resource
+    ("components.fleet.engine", "pulumi"),  # the fleet's one user of the Automation API
     ("components", "core"),
     ("components.*", "core"),
     ("lab.supervisor", "lab-node"),

@@ -20,8 +20,8 @@ _COMPONENTS = Path(__file__).resolve().parent.parent
 # Only what node.py imports: the planner and the desired-state model. Nothing that imports pulumi.
 _OWN_FILES = ("__init__.py", "manifest/__init__.py", "manifest/desired.py", "manifest/files.py", "manifest/flags.py",
               "manifest/gate.py", "manifest/yamlrt.py", "manifest/planner.py", "manifest/preflight.py",
-              "manifest/references.py", "manifest/mounts.py", "manifest/podcheck.py", "manifest/splice.py",
-              "manifest/staticpods.py",
+              "manifest/readiness.py", "manifest/references.py", "manifest/mounts.py", "manifest/podcheck.py",
+              "manifest/splice.py", "manifest/staticpods.py",
               "manifest/node.py")
 _ENTRY = b"import sys\nfrom components.manifest.node import main\nsys.exit(main())\n"
 _EPOCH = (1980, 1, 1, 0, 0, 0)

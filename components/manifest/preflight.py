@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from components.manifest import files, planner, staticpods
+from components.manifest import files, planner, readiness, staticpods
 from components.manifest.desired import NodeRequest
 
 MIB = 1024 * 1024
@@ -146,8 +146,6 @@ def _used(log_dir: str, log_name: str) -> int:
 
 def gather(request: NodeRequest, probe: Callable[[str], bool]) -> Facts:
     """Read one master's facts. Writes nothing."""
-    from components.manifest import node  # node imports this module for its own preflight
-
     error: str | None = None
     strays: tuple[str, ...] = ()
     doubtful: tuple[str, ...] = ()
@@ -161,7 +159,7 @@ def gather(request: NodeRequest, probe: Callable[[str], bool]) -> Facts:
         key = staticpods.pod_key(planner.kubelet_pod(text, request.manifest))
         found, doubts = staticpods.scan(request.manifest, key)
         strays, doubtful = tuple(found), tuple(doubts)
-        url = node.readiness_url(pod, request.readiness_url)
+        url = readiness.readiness_url(pod, request.readiness_url)
         ready = probe(url)
     except files.NodeError as exc:
         error = str(exc)
