@@ -89,7 +89,10 @@ class AuditLogging(pulumi.ComponentResource):
         drift = observation.drift
         self.refusals = observation.refusals
         if preview and observation.views:
-            pulumi.log.info(summary(observation.views), self)
+            # On the stack itself, the first thing a reviewer reads. Unattached, the log is sent at
+            # once: one attached to a resource waits for its URN and can be lost when the program
+            # then fails the preview (__main__.py).
+            pulumi.log.info(summary(observation.views))
         preflight = ClusterPreflight(f"{name}-preflight", ClusterPreflightArgs(
             masters=settings.masters, connections=connections, programs=programs,
             requests=requests,
