@@ -178,7 +178,7 @@ class TestPreviewPreflight:
         faults.fix(keep_swap=True)  # the dot-file stays: the kubelet skips it, so must the preflight
         assert faults.swap.exists()
         with_reading, r = _timed_preview(stack)
-        planned = summary(r.stdout)
+        planned = summary(r.stdout + r.stderr)
         assert planned == {h.name: "will restart" for h in e2e.hosts}, r.stdout[-4000:]
         stack.run("config", "set", "--path", "kube-audit:drift.read", "false")
         without, _ = _timed_preview(stack)
@@ -195,7 +195,7 @@ class TestPreviewPreflight:
             assert after[h.name] == before[h.name] + 1, (h.name, before, after)  # "will restart": once
             wait_running(e2e, h, after[h.name])
         r = stack.run("preview", "--diff", "--expect-no-changes")
-        assert summary(r.stdout) == {h.name: "unchanged" for h in e2e.hosts}, r.stdout[-4000:]
+        assert summary(r.stdout + r.stderr) == {h.name: "unchanged" for h in e2e.hosts}, r.stdout[-4000:]
 
     def test_a_mixed_summary_matches_what_up_does(self, e2e: E2E, stack: Stack, faults: Faults) -> None:
         m1, m2, m3 = faults.m1, faults.m2, faults.m3
@@ -206,7 +206,7 @@ class TestPreviewPreflight:
         original = policy.read_text()
         policy.write_text(original + "# edited by hand\n")
         r = stack.run("preview", "--diff")
-        planned = summary(r.stdout)
+        planned = summary(r.stdout + r.stderr)
         assert planned == {m1.name: "unchanged", m2.name: "will restart", m3.name: "policy rewrite only"}, \
             r.stdout[-4000:]
         assert f"{m2.name}: will restart — --audit-policy-file missing from kube-apiserver.yaml" in r.stdout
