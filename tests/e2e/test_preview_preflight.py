@@ -209,7 +209,7 @@ class TestPreviewPreflight:
         planned = summary(r.stdout + r.stderr)
         assert planned == {m1.name: "unchanged", m2.name: "will restart", m3.name: "policy rewrite only"}, \
             r.stdout[-4000:]
-        assert f"{m2.name}: will restart — --audit-policy-file missing from kube-apiserver.yaml" in r.stdout
+        assert f"{m2.name}: will restart — --audit-policy-file missing from kube-apiserver.yaml" in r.stdout + r.stderr
         e2e.m["preview_summary_mixed"] = r.stdout[r.stdout.find("what `pulumi up` does"):][:800]
         before = starts(e2e)
         stack.run("up", "--yes", "--skip-preview")
