@@ -6,6 +6,7 @@ Config is read and validated in one place (components/settings.py) before any re
 import pulumi
 
 from components.audit_logging import AuditLogging
+from components.drift.summary import refusal_report
 from components.insight_agent import gather_release_plan
 from components.insight_agent_plan import ReleasePlanError
 from components.settings import SettingsError, load_settings
@@ -27,3 +28,8 @@ audit = AuditLogging("audit", settings, agent_plan)
 pulumi.export("enabled", settings.enabled)
 pulumi.export("masters", audit.masters)
 pulumi.export("kubeadm", audit.kubeadm_note)
+
+if audit.refusals:
+    # A preview of what `up` would refuse fails, with `up`'s own message per master (the resources
+    # are declared first, so the diff is still shown above the error).
+    raise pulumi.RunError(refusal_report(audit.refusals, len(settings.masters)))

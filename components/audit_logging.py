@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pulumi
 
 from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs, node_request
-from components.drift.facts import FactReader, read_all
+from components.drift.facts import FactReader, PreflightAsk, read_all
 from components.drift.observe import observe
+from components.drift.summary import summary
 from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
 from components.insight_agent_plan import ReleasePlan
 from components.kubeadm.persistence import (
@@ -19,13 +20,20 @@ from components.kubeadm.persistence import (
     observe_kubeadm,
 )
 from components.kubeapi import KubeAccess, KubeApiError, load_kubeconfig
-from components.node_program import NodeProgram, NodeProgramArgs, connection
+from components.manifest.desired import NodeRequest
+from components.node_program import NodeProgram, NodeProgramArgs, bundle_bytes, connection
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.preflight import ClusterPreflight, ClusterPreflightArgs
 from components.settings import Settings
 from components.volume.stack import volume_forecast
 
 KubeadmObserver = Callable[[KubeAccess], KubeadmObservation]
+
+
+def preflight_asks(requests: Mapping[str, NodeRequest]) -> dict[str, PreflightAsk]:
+    """Per master, `up`'s preflight for a preview to run: that master's request and this run's bundle."""
+    bundle = bundle_bytes()
+    return {name: PreflightAsk(request.to_json(), bundle) for name, request in requests.items()}
 
 
 class AuditLogging(pulumi.ComponentResource):
@@ -41,6 +49,9 @@ class AuditLogging(pulumi.ComponentResource):
 
     masters: pulumi.Output[dict[str, dict[str, object]]]
     """Per master: auditEnabled, policyHash, hostLogPath and the node's report."""
+    refusals: dict[str, str]
+    """Per master whose `up` the preflight would refuse, `up`'s message (previews only; the program
+    fails the preview on these, __main__.py)."""
 
     def __init__(self, name: str, settings: Settings, agent_plan: ReleasePlan | None,
                  opts: pulumi.ResourceOptions | None = None,
@@ -57,8 +68,6 @@ class AuditLogging(pulumi.ComponentResource):
                 pulumi.log.warn(warning, self)
         child = pulumi.ResourceOptions(parent=self)
         connections = {m.name: connection(m, settings) for m in settings.masters}
-        # Read before declaring: what differs on each node becomes part of the inputs the diff shows.
-        drift = observe(settings, connections, self, reader)
         programs = {
             m.name: NodeProgram(f"{name}-program-{m.name}",
                                 NodeProgramArgs(m, connections[m.name], settings.paths.node_program_dir), child)
@@ -71,9 +80,22 @@ class AuditLogging(pulumi.ComponentResource):
                 manifest=settings.paths.manifest, backup_dir=settings.paths.backup_dir, rollout=settings.rollout)
             for m in settings.masters
         }
+        requests = {n: node_request(a, state) for n, a in change_args.items()}
+        # Read before declaring: what differs on each node becomes part of the inputs the diff shows.
+        # A preview also runs `up`'s preflight there (same code, same request): what `up` would
+        # refuse fails the preview, before anyone merges.
+        preview = pulumi.runtime.is_dry_run()
+        observation = observe(settings, connections, self, reader, preflight_asks(requests) if preview else None)
+        drift = observation.drift
+        self.refusals = observation.refusals
+        if preview and observation.views:
+            # On the stack itself, the first thing a reviewer reads. Unattached, the log is sent at
+            # once: one attached to a resource waits for its URN and can be lost when the program
+            # then fails the preview (__main__.py).
+            pulumi.log.info(summary(observation.views))
         preflight = ClusterPreflight(f"{name}-preflight", ClusterPreflightArgs(
             masters=settings.masters, connections=connections, programs=programs,
-            requests={n: node_request(a, state) for n, a in change_args.items()},
+            requests=requests,
             drifted=[m for m, d in drift.items() if d.manifest or d.policy]), child)
 
         policy_file = None

@@ -27,6 +27,11 @@ def _bundle() -> Path:
     return build_bundle(_BUILD_DIR)
 
 
+def bundle_bytes() -> bytes:
+    """The node program every master gets in this run (a preview runs it from memory)."""
+    return _bundle().read_bytes()
+
+
 def connection(master: Master, settings: Settings) -> Connection:
     """SSH connection for one master (resources wrap it as a secret input).
 

@@ -32,6 +32,16 @@ class PlainError(RuntimeError):
     still do."""
 
 
+def command_failure(label: str, code: int, out: str, err: str) -> str:
+    """How a node command's non-zero exit reads, in `up` and in the preview's preflight alike.
+
+    The command text is ours and holds no secret; stderr is the node program's report, which names
+    the master, the check, the cause and the fix (components/manifest/node.py).
+    """
+    detail = (err.strip() or out.strip() or "(no output)")[-4000:]
+    return f"on {label}: exit {code}: {detail}"
+
+
 class _PlainTraceback:
     """The `traceback` module as the dynamic-provider host sees it, except for PlainError."""
 

@@ -215,10 +215,7 @@ def _check(
     with _reported(conn):
         code, out, err = _exec(client, command, stdin) if client else run(conn, command, stdin)
     if code != 0:
-        # The command text is ours and holds no secret; stderr is the node program's report, which
-        # names the master, the check, the cause and the fix (components/manifest/node.py).
-        detail = (err.strip() or out.strip() or "(no output)")[-4000:]
-        raise PlainError(f"on {conn.label}: exit {code}: {detail}")
+        raise PlainError(plain_errors.command_failure(conn.label, code, out, err))
     return {"stdout": out, "stderr": err}
 
 

@@ -161,6 +161,9 @@ def gather(request: NodeRequest, probe: Callable[[str], bool]) -> Facts:
         strays, doubtful = tuple(found), tuple(doubts)
         url = readiness.readiness_url(pod, request.readiness_url)
         ready = probe(url)
+        # Planned here too (pure, nothing written): a manifest the change would refuse to rewrite
+        # is refused on every master before the first one changes, and a preview says so.
+        planner.rewrite(text, request.state, request.manifest)
     except files.NodeError as exc:
         error = str(exc)
     except OSError as exc:

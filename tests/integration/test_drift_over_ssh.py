@@ -71,3 +71,38 @@ def test_a_silent_master_is_an_error_within_the_timeout(conn: Connection, silent
     assert readings["ok"].facts is not None
     assert readings["silent"].facts is None and "cannot connect" in (readings["silent"].error or "")
     assert took < 8, f"the read took {took:.1f}s with a 4s timeout"
+
+
+def test_a_preview_runs_ups_preflight_in_the_same_read(conn: Connection, tmp_path: Path) -> None:
+    from components.drift.facts import PreflightAsk
+    from components.drift.preview_preflight import refusal
+    from components.manifest.bundle import build_bundle
+    from components.manifest.desired import AuditState, NodeRequest
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "manifests" / "kubeadm-v1.31.yaml"
+    (tmp_path / "manifests").mkdir()
+    manifest = tmp_path / "manifests" / "kube-apiserver.yaml"
+    manifest.write_bytes(fixture.read_bytes())
+    (tmp_path / "manifests" / "kube-apiserver.yaml~").write_bytes(fixture.read_bytes())
+    (tmp_path / "manifests" / ".kube-apiserver.yaml.swp").write_bytes(fixture.read_bytes())
+    state = AuditState(enabled=True, policy_dir=str(tmp_path / "policy"), log_host_dir=str(tmp_path / "log"))
+    req = NodeRequest(master="m1", state=state, manifest=str(manifest), backup_dir=str(tmp_path / "backup"),
+                      readiness_url="https://127.0.0.1:1/readyz")
+    bundle = build_bundle(tmp_path / "build").read_bytes()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    reading = read_one(conn, FactRequest(str(manifest), None, PreflightAsk(req.to_json(), bundle)), timeout=60)
+    assert reading.facts is not None and reading.preflight is not None, reading
+    text = refusal(conn.label, reading.preflight) or ""
+    assert text.startswith(f"on {conn.label}: exit 2: kube-audit[m1]: preflight refused this master:"), text
+    assert f"{manifest}~ also declares the kube-apiserver pod" in text and ".swp" not in text
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before, "the preview's preflight wrote on the node"
+
+
+def test_a_closed_port_is_unreachable(conn: Connection, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    dead = Connection(host="127.0.0.1", port=port, private_key=conn.private_key)
+    reading = read_one(dead, FactRequest(str(tmp_path / "m.yaml"), None), timeout=5)
+    assert reading.unreachable and reading.error and reading.error.startswith(f"cannot connect to {dead.label}: ")
+    assert reading.error.count("cannot connect to") == 1, reading.error

@@ -109,6 +109,20 @@ def test_gather_finds_a_planted_backup_and_a_bad_manifest(etc: Path) -> None:
     assert facts.manifest_error and "not valid YAML" in facts.manifest_error and not facts.ready
 
 
+def test_gather_refuses_a_manifest_the_change_cannot_plan(etc: Path) -> None:
+    # Parses fine, but our flags cannot go into its multi-line flow list without losing the
+    # comment: the change would refuse it, so every master's preflight (and the preview) does.
+    (etc / "manifests" / "kube-apiserver.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: kube-system\nspec:\n"
+        "  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.30.2\n"
+        "    command: [kube-apiserver,\n      --advertise-address=10.0.0.9,   # this master\n"
+        "      --secure-port=6443]\n")
+    facts = preflight.gather(local(etc), lambda url: True)
+    assert facts.manifest_error and "the change would rewrite this part of the file in another layout" in \
+        facts.manifest_error, facts
+    assert preflight.problems(facts, local(etc)) == [facts.manifest_error]
+
+
 def test_node_preflight_command_exits_2_listing_every_problem(etc: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(etc / "manifests" / "kube-apiserver.yaml", etc / "manifests" / "kube-apiserver.yaml.bak")
