@@ -46,7 +46,8 @@ def main() -> int:
                 t = time.monotonic()
                 r = stack.run("preview", "--diff")
                 times[kind].append(time.monotonic() - t)
-                if read == "true" and "what `pulumi up` does, per master:" not in r.stdout:
+                if read == "true" and "what `pulumi up` does, per master:" not in r.stdout + r.stderr:
+                    # (with --diff the engine prints info diagnostics on stderr)
                     raise SystemExit(f"the preview with reading printed no summary:\n{r.stdout[-3000:]}")
     finally:
         stack.remove()

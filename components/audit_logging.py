@@ -21,7 +21,7 @@ from components.kubeadm.persistence import (
 )
 from components.kubeapi import KubeAccess, KubeApiError, load_kubeconfig
 from components.manifest.desired import NodeRequest
-from components.node_program import NodeProgram, NodeProgramArgs, bundle_bytes, connection
+from components.node_program import NodeProgram, NodeProgramArgs, connection, preview_bundle_bytes
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.preflight import ClusterPreflight, ClusterPreflightArgs
 from components.settings import Settings
@@ -32,7 +32,7 @@ KubeadmObserver = Callable[[KubeAccess], KubeadmObservation]
 
 def preflight_asks(requests: Mapping[str, NodeRequest]) -> dict[str, PreflightAsk]:
     """Per master, `up`'s preflight for a preview to run: that master's request and this run's bundle."""
-    bundle = bundle_bytes()
+    bundle = preview_bundle_bytes()
     return {name: PreflightAsk(request.to_json(), bundle) for name, request in requests.items()}
 
 

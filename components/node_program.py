@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pulumi
 
-from components.manifest.bundle import build_bundle
+from components.manifest.bundle import build_bundle, build_preview_bundle
 from components.settings import PROJECT_DIR, Master, Settings
 from components.ssh import Connection, RemoteFile
 
@@ -27,9 +27,9 @@ def _bundle() -> Path:
     return build_bundle(_BUILD_DIR)
 
 
-def bundle_bytes() -> bytes:
-    """The node program every master gets in this run (a preview runs it from memory)."""
-    return _bundle().read_bytes()
+def preview_bundle_bytes() -> bytes:
+    """The same program with bytecode beside its sources, for a preview's in-memory run (bundle.py)."""
+    return build_preview_bundle(_BUILD_DIR)
 
 
 def connection(master: Master, settings: Settings) -> Connection:

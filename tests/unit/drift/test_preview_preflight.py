@@ -9,10 +9,13 @@ from __future__ import annotations
 import ast
 import dataclasses
 import http.server
+import io
 import json
 import shutil
 import subprocess
+import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import pytest
 
 from components.drift.facts import preflight_command
 from components.drift.preview_preflight import BOOTSTRAP, PreflightRun, frame, refusal
-from components.manifest.bundle import build_bundle
+from components.manifest.bundle import build_bundle, build_bundle_bytes, with_bytecode
 from components.manifest.desired import AuditState, NodeRequest
 from components.node_program import python_command
 from components.plain_errors import command_failure
@@ -53,7 +56,9 @@ def _tree(d: Path) -> dict[str, tuple[float, int]]:
 
 
 def as_preview(req: NodeRequest, bundle: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["sh", "-c", preflight_command()], input=frame(req.to_json(), bundle.read_bytes()),
+    # A preview sends the bundle with bytecode beside its sources (audit_logging.preflight_asks).
+    sent = with_bytecode(bundle.read_bytes())
+    return subprocess.run(["sh", "-c", preflight_command()], input=frame(req.to_json(), sent),
                           capture_output=True, timeout=120, check=False)
 
 
@@ -122,3 +127,40 @@ def test_refusal_is_the_failure_up_reports() -> None:
     assert refusal(label, PreflightRun(2, "", err)).startswith(f"on {label}: exit 2: kube-audit[master-2]:")
     assert refusal(label, PreflightRun(0, '{"problems": []}', "")) is None
     assert refusal(label, PreflightRun(None, error="the preflight did not finish in time")) is None
+
+
+def _members(bundle: bytes) -> dict[str, bytes]:
+    archive = zipfile.ZipFile(io.BytesIO(bundle.partition(b"\n")[2]))
+    return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _loaded_from(bundle: bytes, tmp_path: Path) -> list[str]:
+    path = tmp_path / "b.pyz"
+    path.write_bytes(bundle)
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import components.manifest.node as n, ruamel.yaml.main as m; "
+             "print(n.__file__); print(m.__file__)")
+    out = subprocess.run(["python3", "-c", probe, str(path)], capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def test_the_preview_bundle_carries_the_same_sources_and_their_bytecode() -> None:
+    plain = build_bundle_bytes()
+    preview = with_bytecode(plain)
+    sources, sent = _members(plain), _members(preview)
+    assert {n: d for n, d in sent.items() if not n.endswith(".pyc")} == sources
+    assert {n for n in sent if n.endswith(".pyc")} == {n + "c" for n in sources if n.endswith(".py")} - {"__main__.pyc"}
+
+
+def test_a_master_with_this_python_runs_the_bytecode_and_any_other_the_sources(tmp_path: Path) -> None:
+    preview = with_bytecode(build_bundle_bytes())
+    if shutil.which("python3") and subprocess.run(
+            ["python3", "-c", "import sys; print(sys.implementation.cache_tag)"], capture_output=True,
+            text=True, check=True).stdout.strip() != sys.implementation.cache_tag:
+        pytest.skip("python3 on PATH is not the interpreter that built the bytecode")
+    assert all(f.endswith(".pyc") for f in _loaded_from(preview, tmp_path))
+    # Another python3 version finds another magic number and compiles the sources, as without bytecode.
+    foreign = io.BytesIO()
+    with zipfile.ZipFile(foreign, "w") as out:
+        for name, data in _members(preview).items():
+            out.writestr(name, b"\x00\x00\r\n" + data[4:] if name.endswith(".pyc") else data)
+    assert all(f.endswith(".py") for f in _loaded_from(foreign.getvalue(), tmp_path))
