@@ -30,6 +30,7 @@ from lab.config import REPO, Host, Lab, find_binary
 from lab.stack import NS
 
 from .conftest import MEASUREMENTS, STATE, _prerequisites
+from .plain_output import assert_no_traceback
 
 pytestmark = pytest.mark.e2e
 
@@ -97,6 +98,7 @@ class Fleet:
         if args[0] in ("up", "preview", "config"):
             cmd += ["--config-file", str(m.config)]
         r = subprocess.run(cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        assert_no_traceback(f"`pulumi {' '.join(args)}` ({m.stack})", r)
         if check and r.returncode != 0:
             raise AssertionError(f"`pulumi {' '.join(args)}` ({m.stack}) exited {r.returncode}:\n"
                                  f"{r.stdout[-4000:]}\n{r.stderr[-3000:]}")
@@ -106,6 +108,7 @@ class Fleet:
         t = time.monotonic()
         r = subprocess.run([sys.executable, "-m", "components", "fleet", *args, "--file", str(self.file)], cwd=REPO,
                            env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        assert_no_traceback(f"`fleet {' '.join(args)}`", r)
         return r, time.monotonic() - t
 
     def fleet_json(self, *args: str) -> tuple[dict, subprocess.CompletedProcess, float]:
@@ -256,3 +259,23 @@ class TestFleet:
         assert all(s["status"] == "clean" for s in data["stacks"])
         r, _ = fleet.fleet("status")
         assert r.returncode == 0 and "finished" in r.stdout, r.stdout
+
+    def test_5_fleet_preview_time_beside_the_same_previews_one_after_another(self, fleet: Fleet):
+        """Issue 20's ratio, printed (speed is judged from numbers, not asserted): the three previews
+        the fleet runs (with the guardrail pack), one after another by hand, then `fleet preview`; two
+        rounds, alternating, in one run. The orchestrator's own cost is in benchmarks/bench_fleet.py."""
+        pack = str(REPO / "policies" / "guardrails")
+        sequential, fleet_wall = [], []
+        for _ in range(2):
+            t = time.monotonic()
+            for m in fleet.members.values():
+                fleet.pulumi(m, "preview", "--policy-pack", pack)
+            sequential.append(time.monotonic() - t)
+            r, took = fleet.fleet("preview")
+            assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+            fleet_wall.append(took)
+        MEASUREMENTS["fleet_preview_vs_sequential"] = {
+            "sequential_seconds": [round(x, 1) for x in sequential], "fleet_seconds": [round(x, 1) for x in fleet_wall],
+            "ratio_of_best": round(min(fleet_wall) / min(sequential), 2)}
+        print("fleet preview vs the same three previews one after another:",
+              json.dumps(MEASUREMENTS["fleet_preview_vs_sequential"]))

@@ -250,6 +250,7 @@ def test_gather_reads_the_chart_and_the_rendered_config_before_any_resource(monk
 
 
 @pytest.mark.parametrize("chart", [CURRENT, OLDER], ids=["current", "older"])
+@pytest.mark.toolchain
 def test_the_switch_read_is_the_one_helm_renders_with(chart: Path, tmp_path: Path):
     """Both stand-in charts rendered by the real `helm template` with the switch read from them, on and off."""
     import subprocess
