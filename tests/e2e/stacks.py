@@ -13,7 +13,7 @@ from lab.config import REPO, Host, find_binary
 from lab.stack import CONFIG_FILE_COMMANDS
 
 from .harness import E2E
-from .plain_output import assert_no_traceback
+from .plain_output import assert_plain_output
 
 
 class Stack:
@@ -31,7 +31,7 @@ class Stack:
             cmd += ["--config-file", str(self.config)]
         r = subprocess.run(cmd, cwd=REPO, env=self.e2e.env(), capture_output=True, text=True, timeout=timeout,
                            input=input, check=False)
-        assert_no_traceback(f"`pulumi {' '.join(args)}`", r)
+        assert_plain_output(f"`pulumi {' '.join(args)}`", r)
         if check and r.returncode != 0:
             raise AssertionError(f"`pulumi {' '.join(args)}` exited {r.returncode}:\n{r.stdout[-6000:]}\n"
                                  f"{r.stderr[-4000:]}")

@@ -30,7 +30,7 @@ from lab.config import REPO, Host, Lab, find_binary
 from lab.stack import NS
 
 from .conftest import MEASUREMENTS, STATE, _prerequisites
-from .plain_output import assert_no_traceback
+from .plain_output import assert_plain_output
 
 pytestmark = pytest.mark.e2e
 
@@ -98,7 +98,7 @@ class Fleet:
         if args[0] in ("up", "preview", "config"):
             cmd += ["--config-file", str(m.config)]
         r = subprocess.run(cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
-        assert_no_traceback(f"`pulumi {' '.join(args)}` ({m.stack})", r)
+        assert_plain_output(f"`pulumi {' '.join(args)}` ({m.stack})", r)
         if check and r.returncode != 0:
             raise AssertionError(f"`pulumi {' '.join(args)}` ({m.stack}) exited {r.returncode}:\n"
                                  f"{r.stdout[-4000:]}\n{r.stderr[-3000:]}")
@@ -108,7 +108,7 @@ class Fleet:
         t = time.monotonic()
         r = subprocess.run([sys.executable, "-m", "components", "fleet", *args, "--file", str(self.file)], cwd=REPO,
                            env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
-        assert_no_traceback(f"`fleet {' '.join(args)}`", r)
+        assert_plain_output(f"`fleet {' '.join(args)}`", r)
         return r, time.monotonic() - t
 
     def fleet_json(self, *args: str) -> tuple[dict, subprocess.CompletedProcess, float]:

@@ -22,7 +22,7 @@ from lab.config import REPO, find_binary
 from lab.stack import CONFIG_FILE_COMMANDS, desired_config
 
 from .harness import E2E
-from .plain_output import assert_no_traceback
+from .plain_output import assert_plain_output
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +63,7 @@ class Guard:
             cmd += ["--stack", STACK, "--config-file", str(self.config_file)]
         r = subprocess.run([*cmd, "--non-interactive"], cwd=REPO, env=self.e2e.env(), input=stdin,
                            capture_output=True, text=True, timeout=900, check=False)
-        assert_no_traceback(f"`pulumi {' '.join(args)}`", r)
+        assert_plain_output(f"`pulumi {' '.join(args)}`", r)
         if check and r.returncode != 0:
             raise AssertionError(f"`pulumi {' '.join(args)}` exited {r.returncode}:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}")
         return r
