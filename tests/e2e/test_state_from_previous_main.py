@@ -70,8 +70,11 @@ def stacks(e2e: E2E) -> Iterator[tuple[Stack, Stack]]:
 
 
 def counts(output: str) -> dict[str, int]:
-    """The `--json` summary of an `up`: operation -> number of resources."""
-    return dict(json.loads(output)["summary"]["resourceChanges"]) if output.strip().startswith("{") else {}
+    """From the engine events `up --json` prints (one JSON object a line): operation -> number of resources."""
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    summaries = [e["summaryEvent"] for e in events if "summaryEvent" in e]
+    assert len(summaries) == 1, output[-4000:]
+    return dict(summaries[0]["resourceChanges"])
 
 
 class TestStateFromPreviousMain:
@@ -89,7 +92,9 @@ class TestStateFromPreviousMain:
 
         new.run("preview", "--expect-no-changes", "--diff")
         r = new.run("up", "--yes", "--skip-preview", "--json")
-        changed = {op: n for op, n in counts(r.stdout).items() if op != "same"}
+        done = counts(r.stdout)
+        assert done.get("same", 0) > 0, done  # the stack's resources were all seen
+        changed = {op: n for op, n in done.items() if op != "same"}
         assert changed == {}, r.stdout[-4000:]
         assert h.manifest.read_bytes() == manifest
         assert starts(e2e)[h.name] == started
