@@ -21,7 +21,7 @@ import yaml
 
 from components.insight_agent.chart import GHIPPO_VALUE, KUBE_AUDIT_CURRENT
 from components.insight_agent.helm_state import HelmRepositories, InstalledRelease
-from components.settings import InsightAgentSettings
+from components.settings.sections import InsightAgentSettings  # the model, not the config reader
 
 KEY = "kube-audit:insightAgent"
 
