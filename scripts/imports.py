@@ -43,7 +43,7 @@ OVERSIZE = 400  # the house standard: a module holds one idea, ~400 lines at mos
 #             unit-tested and run by the CLIs alone
 #   node      the program shipped to a master as a zipapp: the stdlib and the core, nothing else
 #             (a master has python3 and no venv)
-#   io        what reads the world outside the process: the Pulumi config (settings.py, where config
+#   io        what reads the world outside the process: the Pulumi config (settings/__init__.py, where config
 #             is read in one place), the Kubernetes API, the fact reader over SSH
 #   pulumi    ComponentResources and dynamic providers: the wiring that turns plans into resources
 #   cli       entry points (argument parsing, printing): the top, nothing imports them

@@ -6,7 +6,7 @@ whose defaults `parse_settings` applies, a parse of the smallest valid config. S
 list a key the program does not read, a type it does not check or a default it does not apply.
 
 Descriptions come from a field's own `Field(description=...)` when it has one, else from
-DESCRIPTIONS below (settings.py declares none today; keeping them here leaves that module to its
+DESCRIPTIONS below (settings/__init__.py declares none today; keeping them here leaves that module to its
 validators). tests/unit/test_config_reference.py fails when the page and the models differ, when a
 key has no description, or when a description names a key that no longer exists.
 
