@@ -1,14 +1,14 @@
 """kube-audit: Kubernetes API-server audit logging as a stack-config change.
 
-Config is read and validated in one place (components/settings.py) before any resource exists.
+Config is read and validated in one place (components/settings/__init__.py) before any resource exists.
 """
 
 import pulumi
 
 from components.audit_logging import AuditLogging
 from components.drift.summary import refusal_report
-from components.insight_agent import gather_release_plan
-from components.insight_agent_plan import ReleasePlanError
+from components.insight_agent.component import gather_release_plan
+from components.insight_agent.plan import ReleasePlanError
 from components.settings import SettingsError, load_settings
 
 try:

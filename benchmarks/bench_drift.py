@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from components.drift.compare import compare, sha256_text  # noqa: E402
 from components.drift.facts import FactRequest, read_all  # noqa: E402
 from components.manifest.desired import AuditState  # noqa: E402
-from components.ssh import Connection  # noqa: E402
+from components.remote.ssh import Connection  # noqa: E402
 from lab.config import Lab  # noqa: E402
 
 

@@ -26,10 +26,10 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.fluent_bit import collection, configmap_inputs  # noqa: E402
-from components.helm_state import HelmRepositories, decode_release, release_from_json  # noqa: E402
-from components.insight_agent_chart import ChartSource, chart_directory_source, read_switches  # noqa: E402
-from components.insight_agent_plan import plan_release  # noqa: E402
+from components.insight_agent.chart import ChartSource, chart_directory_source, read_switches  # noqa: E402
+from components.insight_agent.fluent_bit import collection, configmap_inputs  # noqa: E402
+from components.insight_agent.helm_state import HelmRepositories, decode_release, release_from_json  # noqa: E402
+from components.insight_agent.plan import plan_release  # noqa: E402
 from components.settings import InsightAgentSettings  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     installed = release_from_json(decode_release(record))
 
     def plan_cold() -> None:
-        from components import helm_state
+        from components.insight_agent import helm_state
 
         helm_state._index_versions.cache_clear()
         plan_release(settings, installed, HelmRepositories.load(env), True)

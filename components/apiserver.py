@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pulumi
 
 from components.manifest.desired import AuditState, NodeRequest
-from components.node_program import NodeProgram, python_command
+from components.remote.node_program import NodeProgram, python_command
+from components.remote.ssh import Connection, RemoteCommand
 from components.settings import Master, RolloutSettings
-from components.ssh import Connection, RemoteCommand
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,19 @@ from components.apiserver import ApiServerAuditChange, ApiServerAuditChangeArgs,
 from components.drift.facts import FactReader, PreflightAsk, read_all
 from components.drift.observe import observe
 from components.drift.summary import summary
-from components.insight_agent import InsightAgentArgs, InsightAgentAuditCollection
-from components.insight_agent_plan import ReleasePlan
+from components.insight_agent.component import InsightAgentArgs, InsightAgentAuditCollection
+from components.insight_agent.plan import ReleasePlan
 from components.kubeadm.persistence import (
     KubeadmObservation,
     KubeadmPersistence,
     KubeadmPersistenceArgs,
     observe_kubeadm,
 )
-from components.kubeapi import KubeAccess, KubeApiError, load_kubeconfig
 from components.manifest.desired import NodeRequest
-from components.node_program import NodeProgram, NodeProgramArgs, connection, preview_bundle_bytes
 from components.policy_file import AuditPolicyFile, AuditPolicyFileArgs
 from components.preflight import ClusterPreflight, ClusterPreflightArgs
+from components.remote.kubeapi import KubeAccess, KubeApiError, load_kubeconfig
+from components.remote.node_program import NodeProgram, NodeProgramArgs, connection, preview_bundle_bytes
 from components.settings import Settings
 from components.volume.stack import volume_forecast
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.node_program import NodeProgram, python_command
+from components.remote.node_program import NodeProgram, python_command
+from components.remote.ssh import Connection, RemoteCommand
 from components.settings import Master, PolicySource
-from components.ssh import Connection, RemoteCommand
 
 
 @dataclass(frozen=True)

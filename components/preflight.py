@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import pulumi
 
 from components.manifest.desired import NodeRequest
-from components.node_program import NodeProgram, python_command
+from components.remote.node_program import NodeProgram, python_command
+from components.remote.ssh import Connection, RemoteCommand
 from components.settings import Master
-from components.ssh import Connection, RemoteCommand
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ else
     site_dir="$(mktemp -d)"
     trap 'rm -rf "$site_dir"' EXIT
 fi
-.venv/bin/python -m components.settings_reference --check
+.venv/bin/python -m components.settings.reference --check
 # Not --quiet: it drops the warnings that --strict counts, and the build would pass with them.
 # NO_MKDOCS_2_WARNING: material's end-of-life banner, printed on every build, is not about these pages.
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site_dir"

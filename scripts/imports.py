@@ -43,7 +43,7 @@ OVERSIZE = 400  # the house standard: a module holds one idea, ~400 lines at mos
 #             unit-tested and run by the CLIs alone
 #   node      the program shipped to a master as a zipapp: the stdlib and the core, nothing else
 #             (a master has python3 and no venv)
-#   io        what reads the world outside the process: the Pulumi config (settings.py, where config
+#   io        what reads the world outside the process: the Pulumi config (settings/__init__.py, where config
 #             is read in one place), the Kubernetes API, the fact reader over SSH
 #   pulumi    ComponentResources and dynamic providers: the wiring that turns plans into resources
 #   cli       entry points (argument parsing, printing): the top, nothing imports them
@@ -63,24 +63,24 @@ LAYER_RULES: tuple[tuple[str, str], ...] = (
     ("components.cli", "cli"),
     ("components.*.cli", "cli"),
     ("components.*.__main__", "cli"),
-    ("components.settings_reference", "cli"),  # generates docs/configuration.md from the model
+    ("components.settings.reference", "cli"),  # generates docs/configuration.md from the model
     ("components.manifest.node", "node"),
     ("components.manifest.node.*", "node"),
     ("components.manifest.preflight", "node"),
     ("components.settings", "io"),
-    ("components.kubeapi", "io"),
+    ("components.remote.kubeapi", "io"),
     ("components.drift.facts", "io"),
     ("components.apiserver", "pulumi"),
     ("components.audit_logging", "pulumi"),
-    ("components.insight_agent", "pulumi"),
-    ("components.node_program", "pulumi"),
+    ("components.insight_agent.component", "pulumi"),
+    ("components.remote.node_program", "pulumi"),
     ("components.policy_file", "pulumi"),
     ("components.preflight", "pulumi"),
-    ("components.ssh", "pulumi"),  # the SSH client and the RemoteFile dynamic provider, in one module
+    ("components.remote.ssh", "pulumi"),  # the SSH client and the RemoteFile dynamic provider, in one module
     ("components.drift.observe", "pulumi"),
     ("components.drift.props", "pulumi"),
     ("components.kubeadm.persistence", "pulumi"),
-    ("components.insight_agent_check", "pulumi"),  # the FluentBit check after `up`: a dynamic resource
+    ("components.insight_agent.check", "pulumi"),  # the FluentBit check after `up`: a dynamic resource
     ("components.fleet.engine", "pulumi"),  # the fleet's one user of the Automation API
     ("components", "core"),
     ("components.*", "core"),

@@ -20,7 +20,7 @@
 # Python language host is our shim (toolchain/langhost-shim) over the one from sdk/v3 v3.68.0 (see
 # toolchain.env): it honours Pulumi.yaml's / PulumiPolicy.yaml's `virtualenv` and runs Python
 # policy packs (--policy-pack). No pulumi-resource-command: the proxy refuses it, and the
-# program's SSH layer (components/ssh.py) does not need it. Failures exit 1.
+# program's SSH layer (components/remote/ssh.py) does not need it. Failures exit 1.
 # Offline use also wants PULUMI_SKIP_UPDATE_CHECK=true and
 # PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true.
 set -euo pipefail

@@ -21,8 +21,8 @@ from typing import Any
 import paramiko
 
 from components.drift.preview_preflight import BOOTSTRAP, PreflightRun, frame
-from components.node_program import python_command
-from components.ssh import Connection, open_client
+from components.remote.node_program import python_command
+from components.remote.ssh import Connection, open_client
 
 READER_SOURCE = (Path(__file__).resolve().parent / "reader.py").read_text(encoding="utf-8")
 

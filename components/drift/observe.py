@@ -13,8 +13,8 @@ from components.drift.compare import Drift, compare, sha256_text
 from components.drift.facts import FactReader, FactRequest, PreflightAsk, Reading, read_all
 from components.drift.preview_preflight import refusal
 from components.drift.summary import MasterPreview, unreachable_refusal
+from components.remote.ssh import Connection
 from components.settings import Settings
-from components.ssh import Connection
 
 
 @dataclass(frozen=True)

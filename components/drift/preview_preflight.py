@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.plain_errors import command_failure
+from components.remote.plain_errors import command_failure
 
 # Runs as `python3 -c BOOTSTRAP`; stdin is "<request length>\n<request><bundle>". Old syntax on
 # purpose (no f-strings): on a python3 too old for the bundle it must still say so plainly.
@@ -59,7 +59,7 @@ class PreflightRun:
 def refusal(label: str, run: PreflightRun) -> str | None:
     """The message `up` would stop with on this master, or None when `up` would go on.
 
-    A non-zero exit is exactly the failure `up`'s preflight resource reports (components/ssh.py
+    A non-zero exit is exactly the failure `up`'s preflight resource reports (components/remote/ssh.py
     formats it with the same function).
     """
     if run.code is None or run.code == 0:

@@ -19,8 +19,8 @@ import pulumi.dynamic as dynamic
 
 from components.drift.props import drift_props, pending, with_hidden
 from components.kubeadm.clusterconfig import ClusterConfigError, audit_view, edit
-from components.kubeapi import KubeAccess, KubeApi, KubeApiError
 from components.manifest.desired import AuditState
+from components.remote.kubeapi import KubeAccess, KubeApi, KubeApiError
 
 CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
 DATA_KEY = "ClusterConfiguration"

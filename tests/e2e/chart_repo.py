@@ -9,14 +9,23 @@ defaults" apart from `--reuse-values`' hybrid (new templates, old defaults).
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+
+from lab.config import Lab, find_binary
+
+from .harness import E2E
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/insight-agent"
 # An older-style chart (v0.8.x value path `global.exporters.auditLog.enabled`, no ghippo switch).
@@ -70,3 +79,34 @@ class ChartRepository:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@dataclass(frozen=True)
+class HelmSetup:
+    """What a module that drives a real Helm release needs: helm, its env, its own stack's lab view, a repository."""
+
+    helm: Path
+    lab: Lab
+    env: dict[str, str]
+    repo: ChartRepository
+
+
+@contextmanager
+def helm_setup(e2e: E2E, stack: str, name: str) -> Iterator[HelmSetup]:
+    """A Helm home of its own (so adding the `insight-release` alias touches no other test's Helm) and a chart
+    repository on the lab bridge, for the stack `stack`; both are removed afterwards."""
+    helm_bin = find_binary("helm")
+    assert helm_bin is not None
+    state = e2e.lab.state
+    lab = dataclasses.replace(e2e.lab, stack=stack, config_file=str(state / f"Pulumi.{stack}.yaml"))
+    helm_home = state / f"helm-{name}"
+    shutil.rmtree(helm_home, ignore_errors=True)
+    env = {**os.environ, **lab.env(), "HELM_CONFIG_HOME": str(helm_home / "config"),
+           "HELM_CACHE_HOME": str(helm_home / "cache"), "HELM_DATA_HOME": str(helm_home / "data")}
+    repo = ChartRepository(helm_bin, state / f"chart-repo-{name}/repo", e2e.lab.gateway, env)
+    try:
+        yield HelmSetup(helm_bin, lab, env, repo)
+    finally:
+        repo.close()
+        shutil.rmtree(repo.root.parent, ignore_errors=True)
+        shutil.rmtree(helm_home, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,9 +20,10 @@ from .plain_output import assert_plain_output
 class Stack:
     """The real pulumi CLI on one named stack whose config file lives in the lab's state dir."""
 
-    def __init__(self, e2e: E2E, name: str) -> None:
+    def __init__(self, e2e: E2E, name: str, project: Path = REPO) -> None:
         self.e2e = e2e
         self.name = name
+        self.project = project  # the program's directory: another tree runs an older program on the stack
         self.config = e2e.lab.state / f"Pulumi.{name}.yaml"
 
     def run(self, *args: str, check: bool = True, input: str | None = None,
@@ -29,7 +31,7 @@ class Stack:
         cmd = [str(find_binary("pulumi")), *args, "--stack", self.name, "--non-interactive"]
         if args[0] in CONFIG_FILE_COMMANDS:
             cmd += ["--config-file", str(self.config)]
-        r = subprocess.run(cmd, cwd=REPO, env=self.e2e.env(), capture_output=True, text=True, timeout=timeout,
+        r = subprocess.run(cmd, cwd=self.project, env=self.e2e.env(), capture_output=True, text=True, timeout=timeout,
                            input=input, check=False)
         assert_plain_output(f"`pulumi {' '.join(args)}`", r)
         if check and r.returncode != 0:
@@ -41,12 +43,12 @@ class Stack:
         """A fresh stack: the lab's masters (and kubeconfig), the lab key as a secret, plus `config`."""
         env = self.e2e.env()
         pulumi = str(find_binary("pulumi"))
-        subprocess.run([pulumi, "stack", "rm", self.name, "--yes", "--force", "--non-interactive"], cwd=REPO,
+        subprocess.run([pulumi, "stack", "rm", self.name, "--yes", "--force", "--non-interactive"], cwd=self.project,
                        env=env, capture_output=True, check=False)
         subprocess.run([pulumi, "stack", "init", self.name, "--secrets-provider", "passphrase", "--non-interactive"],
-                       cwd=REPO, env=env, capture_output=True, check=True)
+                       cwd=self.project, env=env, capture_output=True, check=True)
         # `stack init` writes Pulumi.<stack>.yaml into the project; keep it beside the lab's instead.
-        (REPO / f"Pulumi.{self.name}.yaml").replace(self.config)
+        (self.project / f"Pulumi.{self.name}.yaml").replace(self.config)
         doc = yaml.safe_load(self.config.read_text()) or {}
         lab_cfg = yaml.safe_load(self.e2e.lab.stack_config.read_text())["config"]
         doc["config"] = {

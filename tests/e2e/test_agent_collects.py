@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -31,9 +30,9 @@ import pytest
 import yaml
 
 from lab import stack as labstack
-from lab.config import Lab, find_binary
+from lab.config import Lab
 
-from .chart_repo import OLDER_FIXTURE, ChartRepository
+from .chart_repo import OLDER_FIXTURE, ChartRepository, HelmSetup, helm_setup
 from .harness import E2E
 
 pytestmark = pytest.mark.e2e
@@ -100,15 +99,12 @@ class Agent:
 
 @pytest.fixture(scope="module")
 def agent(e2e: E2E) -> Iterator[Agent]:
-    helm_bin = find_binary("helm")
-    assert helm_bin is not None
-    state = e2e.lab.state
-    lab = dataclasses.replace(e2e.lab, stack=STACK, config_file=str(state / f"Pulumi.{STACK}.yaml"))
-    helm_home = state / "helm-agent-collects"
-    shutil.rmtree(helm_home, ignore_errors=True)
-    env = {**os.environ, **lab.env(), "HELM_CONFIG_HOME": str(helm_home / "config"),
-           "HELM_CACHE_HOME": str(helm_home / "cache"), "HELM_DATA_HOME": str(helm_home / "data")}
-    repo = ChartRepository(helm_bin, state / "chart-repo-agent-collects/repo", e2e.lab.gateway, env)
+    with helm_setup(e2e, STACK, "agent-collects") as hs:
+        yield from _agent(e2e, hs)
+
+
+def _agent(e2e: E2E, hs: HelmSetup) -> Iterator[Agent]:
+    lab, env, helm_bin, repo = hs.lab, hs.env, hs.helm, hs.repo
     a = Agent(e2e, lab, env, helm_bin, repo)
     try:
         repo.publish("1.0.0")
@@ -126,9 +122,6 @@ def agent(e2e: E2E) -> Iterator[Agent]:
         a.pulumi("stack", "rm", "--yes", "--force", check=False)
         Path(lab.stack_config).unlink(missing_ok=True)
         subprocess.run([str(helm_bin), "uninstall", RELEASE, "-n", NS], env=env, capture_output=True, check=False)
-        repo.close()
-        shutil.rmtree(repo.root.parent, ignore_errors=True)
-        shutil.rmtree(helm_home, ignore_errors=True)
 
 
 def glob_reads(state: Path, pattern: str, files: list[str]) -> bool:

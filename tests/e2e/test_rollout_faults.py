@@ -230,7 +230,7 @@ def converged_after(request: pytest.FixtureRequest, faults: Faults) -> Iterator[
 
 def assert_plain(out: str) -> None:
     """A refusal, gate failure, rollback or lost master reaches the user as its message, never inside
-    the dynamic-provider host's Python traceback (components/plain_errors.py)."""
+    the dynamic-provider host's Python traceback (components/remote/plain_errors.py)."""
     assert "Traceback (most recent call last)" not in out and "pulumi/dynamic/__main__.py" not in out, out[-4000:]
 
 
@@ -382,7 +382,7 @@ class TestRolloutFaults:
         # Master 2 is cut while master 1 changes. Its next step either opens a connection (the usual
         # case: master 2's turn comes after master 1's gate), was already running a command on one, or
         # was in the middle of the SSH handshake; the product names each cause in one sentence
-        # (components/ssh.py `_reported`), and nothing else is accepted.
+        # (components/remote/ssh.py `_reported`), and nothing else is accepted.
         causes = (f"cannot connect to root@{m2.ip}:22", f"on root@{m2.ip}:22: the SSH connection was lost while the "
                   "command ran", f"on root@{m2.ip}:22: the SSH session failed (")
         assert any(c in out for c in causes) and "apiserver-lab-master-2" in out, out[-3000:]

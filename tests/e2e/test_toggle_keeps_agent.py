@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,9 +32,9 @@ import pytest
 import yaml
 
 from lab import stack as labstack
-from lab.config import Lab, find_binary
+from lab.config import Lab
 
-from .chart_repo import IMAGE_TAGS, ChartRepository
+from .chart_repo import IMAGE_TAGS, ChartRepository, HelmSetup, helm_setup
 from .harness import E2E
 
 pytestmark = pytest.mark.e2e
@@ -109,16 +107,12 @@ class Pin:
 
 @pytest.fixture(scope="module")
 def pin(e2e: E2E) -> Iterator[Pin]:
-    helm_bin = find_binary("helm")
-    assert helm_bin is not None
-    state = e2e.lab.state
-    lab = dataclasses.replace(e2e.lab, stack=STACK, config_file=str(state / f"Pulumi.{STACK}.yaml"))
-    helm_home = state / "helm-insight-pin"
-    shutil.rmtree(helm_home, ignore_errors=True)
-    # A Helm home of its own, so adding the `insight-release` alias touches no other test's Helm.
-    env = {**os.environ, **lab.env(), "HELM_CONFIG_HOME": str(helm_home / "config"),
-           "HELM_CACHE_HOME": str(helm_home / "cache"), "HELM_DATA_HOME": str(helm_home / "data")}
-    repo = ChartRepository(helm_bin, state / "chart-repo-insight-pin/repo", e2e.lab.gateway, env)
+    with helm_setup(e2e, STACK, "insight-pin") as hs:
+        yield from _pin(e2e, hs)
+
+
+def _pin(e2e: E2E, hs: HelmSetup) -> Iterator[Pin]:
+    lab, env, helm_bin, repo = hs.lab, hs.env, hs.helm, hs.repo
     p = Pin(e2e, lab, env, helm_bin, repo)
     try:
         repo.publish("1.0.0")
@@ -139,9 +133,6 @@ def pin(e2e: E2E) -> Iterator[Pin]:
         Path(lab.stack_config).unlink(missing_ok=True)
         # The namespace stays (empty): the lab has no namespace controller to finish deleting it.
         p.helm("uninstall", RELEASE, "-n", NS, check=False)
-        repo.close()
-        shutil.rmtree(repo.root.parent, ignore_errors=True)
-        shutil.rmtree(helm_home, ignore_errors=True)
 
 
 def _manifest(e2e: E2E) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.drift.facts import FactRequest, read_all, read_one
-from components.ssh import Connection
+from components.remote.ssh import Connection
 
 from .conftest import SshHost
 

@@ -18,7 +18,7 @@ import yaml
 from components.manifest import planner
 from components.manifest.bundle import build_bundle
 from components.manifest.desired import AuditState, NodeRequest
-from components.node_program import python_command
+from components.remote.node_program import python_command
 
 from .conftest import SshHost
 from .fakeapiserver import FakeApiserver

@@ -63,7 +63,7 @@ def test_a_bug_in_our_provider_keeps_its_traceback(stack) -> None:  # type: igno
         out = r.stdout + r.stderr
         assert r.returncode != 0, out
         assert "Traceback (most recent call last):" in out and "KeyError: 'connection'" in out, out
-        assert 'components/ssh.py", line' in out, "the traceback points into our code"
+        assert 'components/remote/ssh.py", line' in out, "the traceback points into our code"
 
 
 def test_the_toolchain_plugins_come_from_pulumi_home(stack) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

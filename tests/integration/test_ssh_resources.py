@@ -9,8 +9,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from components.plain_errors import PlainError
-from components.ssh import Connection, RemoteCommandProvider, RemoteFileProvider
+from components.remote.plain_errors import PlainError
+from components.remote.ssh import Connection, RemoteCommandProvider, RemoteFileProvider
 
 from .conftest import SshHost
 

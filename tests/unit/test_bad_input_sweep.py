@@ -23,8 +23,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import ssh
 from components.manifest import node, planner
+from components.remote import ssh
 from tests.unit.manifest.helpers import FIXTURE, make_etc, make_request, scripted
 from tests.unit.program.conftest import FAKE_KEY, MASTERS
 
@@ -202,7 +202,7 @@ def test_the_program_does_declare_resources_for_good_input(no_ssh: list[str], mo
     """The tripwire is live: good input gets past settings and declares the per-master resources."""
     # Good input reads the cluster's Helm record of insight-agent before any resource; there is no
     # cluster here, so that read answers with the unit tests' installed release.
-    from components import insight_agent
+    from components.insight_agent import component as insight_agent
 
     from .program.conftest import agent_plan
 

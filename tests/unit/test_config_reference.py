@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field
 
 from components import settings as s
-from components import settings_reference as ref
+from components.settings import reference as ref
 
 MASTERS = '[{"name": "m", "host": "h"}]'
 
@@ -16,7 +16,7 @@ MASTERS = '[{"name": "m", "host": "h"}]'
 def test_the_page_is_what_the_models_render() -> None:
     page = ref.PAGE.read_text()
     assert ref.replace_block(page, ref.render()) == page, (
-        "docs/configuration.md differs from the settings models: run `python -m components.settings_reference`")
+        "docs/configuration.md differs from the settings models: run `python -m components.settings.reference`")
 
 
 def test_every_key_has_a_description_and_no_description_is_stale() -> None:

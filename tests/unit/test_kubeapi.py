@@ -1,4 +1,4 @@
-"""The one kubeconfig reader (components/kubeapi.py) serves both Helm's records and kubeadm-config."""
+"""The one kubeconfig reader (components/remote/kubeapi.py) serves both Helm's records and kubeadm-config."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.kubeapi import KubeAccess, KubeApi, KubeApiError, load_kubeconfig
+from components.remote.kubeapi import KubeAccess, KubeApi, KubeApiError, load_kubeconfig
 
 
 def write_kubeconfig(directory: Path, user: dict[str, object]) -> Path:

@@ -24,9 +24,9 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from components import plain_errors
-from components.plain_errors import PlainError
-from components.ssh import Connection, RemoteCommandProvider, UnreadableKeyError, _reported
+from components.remote import plain_errors
+from components.remote.plain_errors import PlainError
+from components.remote.ssh import Connection, RemoteCommandProvider, UnreadableKeyError, _reported
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -73,7 +73,7 @@ def test_a_bug_in_our_code_keeps_its_traceback(host: provider_pb2_grpc.ResourceP
     error = create_error(host, {"create": "true"})  # no connection: the provider's own KeyError
     details = error.details()  # type: ignore[attr-defined]
     assert details.startswith("Traceback (most recent call last):"), details
-    assert 'components/ssh.py", line' in details and details.rstrip().endswith("KeyError: 'connection'"), details
+    assert 'components/remote/ssh.py", line' in details and details.rstrip().endswith("KeyError: 'connection'"), details
 
 
 # --- install(), without a host process ---------------------------------------------------------

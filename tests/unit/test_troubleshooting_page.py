@@ -39,10 +39,10 @@ GUARDRAIL_PACK = ROOT / "policies" / "guardrails" / "__main__.py"
 # Scanned for refusals (code -> page). The policy engine's own problems are catalogued by kind on
 # docs/policies.md ("What validate rejects", "Lint codes") and reach a stack run only inside the
 # `kube-audit:policy` message listed here; the volume command's errors are its own command line's.
-# settings_reference.py is a docs generator, not part of a run.
+# settings/reference.py is a docs generator, not part of a run.
 REFUSAL_SOURCES = sorted(
     [p for p in (ROOT / "components").rglob("*.py")
-     if p.parent.name not in ("policy", "volume") and p.name != "settings_reference.py"]
+     if p.parent.name not in ("policy", "volume") and p != ROOT / "components" / "settings" / "reference.py"]
     + [ROOT / "components" / "policy" / "guardrails.py", ROOT / "components" / "policy" / "profiles.py",
        ROOT / "components" / "volume" / "stack.py", ROOT / "__main__.py", GUARDRAIL_PACK]
 )

@@ -25,8 +25,8 @@ from components.drift.facts import preflight_command
 from components.drift.preview_preflight import BOOTSTRAP, PreflightRun, frame, refusal
 from components.manifest.bundle import build_bundle, build_bundle_bytes, with_bytecode
 from components.manifest.desired import AuditState, NodeRequest
-from components.node_program import python_command
-from components.plain_errors import command_failure
+from components.remote.node_program import python_command
+from components.remote.plain_errors import command_failure
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "manifests" / "kubeadm-v1.31.yaml"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import components.ssh as ssh
-from components.ssh import RemoteCommandProvider
+import components.remote.ssh as ssh
+from components.remote.ssh import RemoteCommandProvider
 
 CONN = {"host": "10.0.0.1", "port": 22, "user": "root", "privateKey": None, "privateKeyPassword": None,
         "hostKey": None}

@@ -20,8 +20,8 @@ from components.kubeadm.persistence import (
     drift_reasons,
     observe_kubeadm,
 )
-from components.kubeapi import KubeAccess, KubeApiError, load_kubeconfig
 from components.manifest.desired import AuditState
+from components.remote.kubeapi import KubeAccess, KubeApiError, load_kubeconfig
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures/kubeadm"
 ON = AuditState(enabled=True)

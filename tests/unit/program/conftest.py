@@ -10,8 +10,8 @@ import pulumi
 import pytest
 import yaml
 
-from components.helm_state import HelmRepositories, InstalledRelease
-from components.insight_agent_plan import ReleasePlan, plan_release
+from components.insight_agent.helm_state import HelmRepositories, InstalledRelease
+from components.insight_agent.plan import ReleasePlan, plan_release
 from components.settings import Settings
 
 FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAfakefakefake\n-----END OPENSSH PRIVATE KEY-----\n"

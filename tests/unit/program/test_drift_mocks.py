@@ -12,8 +12,8 @@ import pytest
 from components.drift.compare import sha256_text
 from components.drift.facts import FactRequest, Reading
 from components.manifest import planner
+from components.remote.ssh import Connection
 from components.settings import parse_settings
-from components.ssh import Connection
 
 from .conftest import base_config
 from .test_program_mocks import build

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from components.fluent_bit import (
+from components.insight_agent.fluent_bit import (
     collection,
     collection_problems,
     configmap_inputs,

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from components.fluent_bit import configmap_inputs
-from components.helm_state import InstalledRelease, decode_release, release_from_json
-from components.insight_agent_chart import (
+from components.insight_agent.chart import (
     GHIPPO_VALUE,
     KUBE_AUDIT_CURRENT,
     KUBE_AUDIT_OLDER,
@@ -22,7 +20,9 @@ from components.insight_agent_chart import (
     read_switches,
     template_value_paths,
 )
-from components.insight_agent_collect import CollectionPlanError, LiveConfig, plan_collection
+from components.insight_agent.collect import CollectionPlanError, LiveConfig, plan_collection
+from components.insight_agent.fluent_bit import configmap_inputs
+from components.insight_agent.helm_state import InstalledRelease, decode_release, release_from_json
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CURRENT, OLDER = FIXTURES / "insight-agent", FIXTURES / "insight-agent-v0.8"
@@ -189,8 +189,8 @@ def test_hand_edited_config_is_drift_and_the_description_changes_once():
 
 
 def test_the_check_after_up_names_what_is_missing_or_extra(monkeypatch: pytest.MonkeyPatch):
-    from components import insight_agent_check as chk
-    from components.kubeapi import KubeAccess
+    from components.insight_agent import check as chk
+    from components.remote.kubeapi import KubeAccess
 
     conf = {"fluent-bit.conf": "[INPUT]\n Name tail\n Tag audit_log.ghippo.*\n Path /var/log/containers/*.log\n"
                                "[INPUT]\n Name tail\n Tag audit_log.k8s.*\n Path /var/log/*/audit/*.log\n"}
@@ -213,8 +213,8 @@ def test_the_check_after_up_names_what_is_missing_or_extra(monkeypatch: pytest.M
 
 def test_gather_reads_the_chart_and_the_rendered_config_before_any_resource(monkeypatch: pytest.MonkeyPatch,
                                                                            tmp_path: Path):
-    from components import insight_agent
-    from components.insight_agent_plan import ReleasePlanError
+    from components.insight_agent import component as insight_agent
+    from components.insight_agent.plan import ReleasePlanError
     from components.settings import parse_settings
 
     from .conftest import base_config, fake_repos
@@ -257,7 +257,7 @@ def test_the_switch_read_is_the_one_helm_renders_with(chart: Path, tmp_path: Pat
 
     import yaml
 
-    from components.fluent_bit import collection
+    from components.insight_agent.fluent_bit import collection
     from lab.config import find_binary
 
     helm = find_binary("helm")

@@ -18,7 +18,7 @@ import pulumi
 import pytest
 import yaml
 
-from components.kubeapi import KubeApi, KubeApiError
+from components.remote.kubeapi import KubeApi, KubeApiError
 
 from .conftest import FAKE_KEY, MASTERS, CountingMocks
 from .test_insight_agent_plan import secret
@@ -66,7 +66,7 @@ def https_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, b
 
 
 def test_token_and_ca_from_kubeconfig_reach_the_api(https_api: tuple[str, bytes, list[dict[str, Any]]]) -> None:
-    from components.helm_state import read_installed_release
+    from components.insight_agent.helm_state import read_installed_release
 
     url, ca, seen = https_api
     cfg = kubeconfig(url, {"token": "t0k"}, **{"certificate-authority-data": base64.b64encode(ca).decode()})

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from components.helm_state import (
+from components.insight_agent.helm_state import (
     HelmRepositories,
     HelmStateError,
     InstalledRelease,
@@ -23,7 +23,7 @@ from components.helm_state import (
     read_installed_release,
     release_from_json,
 )
-from components.insight_agent_plan import ReleasePlanError, merge_values, plan_release
+from components.insight_agent.plan import ReleasePlanError, merge_values, plan_release
 from components.settings import InsightAgentSettings
 
 from .conftest import INSTALLED, fake_repos

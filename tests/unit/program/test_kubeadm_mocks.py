@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 
 from components.kubeadm.persistence import NOT_KUBEADM, KubeadmObservation
-from components.kubeapi import KubeAccess
+from components.remote.kubeapi import KubeAccess
 
 from .test_program_mocks import build
 

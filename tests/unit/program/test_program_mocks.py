@@ -265,7 +265,7 @@ users: [{name: u, user: {token: t}}]
 def test_drifted_fluent_bit_config_is_repaired_through_the_release_and_checked_last() -> Any:
     import dataclasses
 
-    from components.insight_agent_collect import CollectionPlan
+    from components.insight_agent.collect import CollectionPlan
 
     why = "insight-system/insight-agent-fluent-bit-config: no [INPUT] tagged audit_log.ghippo.*"
     repair = "kube-audit repair after revision 3: 1 FluentBit input problem(s)"

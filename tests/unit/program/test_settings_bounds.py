@@ -27,8 +27,8 @@ from components.manifest.desired import (
     RequestError,
 )
 from components.settings import Settings, SettingsError, parse_settings
-from components.settings_masters import host_identity, host_key_from_line
-from components.settings_paths import KUBEADM_DIRS
+from components.settings.masters import host_identity, host_key_from_line
+from components.settings.paths import KUBEADM_DIRS
 
 from .conftest import MASTERS, base_config
 

@@ -16,8 +16,8 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from components.drift.props import drift_props, pending, with_hidden
-from components.fluent_bit import collection, collection_problems, configmap_inputs
-from components.kubeapi import KubeAccess, KubeApi, KubeApiError
+from components.insight_agent.fluent_bit import collection, collection_problems, configmap_inputs
+from components.remote.kubeapi import KubeAccess, KubeApi, KubeApiError
 
 _INPUTS = ("configMap", "hostLogPath", "kubeAudit", "ghippo", "releaseRevision", "drift", "server")
 

@@ -188,7 +188,7 @@ class HelmRepositories:
 def read_installed_release(get: Any, namespace: str, release: str) -> InstalledRelease | None:
     """The deployed revision of `namespace/release` from Helm's storage Secrets (None: not installed).
 
-    `get(path, query)` is a Kubernetes API GET (components.kubeapi.KubeApi.get).
+    `get(path, query)` is a Kubernetes API GET (components.remote.kubeapi.KubeApi.get).
     """
     listing = get(f"/api/v1/namespaces/{namespace}/secrets", {"labelSelector": f"owner=helm,name={release}"})
     revisions = []

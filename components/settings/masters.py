@@ -1,6 +1,6 @@
 """One control-plane node in the stack config: its name, where SSH reaches it, the host key it must show.
 
-Part of settings (components/settings.py reads the config); kept apart because how a master is
+Part of settings (components/settings/__init__.py reads the config); kept apart because how a master is
 reached is one coherent set of rules: a host is a host name or an IP address and is compared as
 one (case-insensitive names, IP addresses by value), and a host key is parsed here exactly as the
 SSH layer parses it, so a key it cannot use fails the settings naming the key instead of failing
@@ -18,7 +18,7 @@ from typing import Annotated
 import paramiko
 from pydantic import Field, field_validator
 
-from components.settings_base import Strict
+from components.settings.base import Strict
 
 _LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 _KEY_LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,2})( .*)?$")

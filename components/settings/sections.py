@@ -1,6 +1,6 @@
 """The objects under each stack config key: `log`, `paths`, `rollout`, `insightAgent`, `drift`, `kubeadm`.
 
-Part of settings (components/settings.py reads the config and names the key in every error);
+Part of settings (components/settings/__init__.py reads the config and names the key in every error);
 each model here is one key's JSON object, typed and bounded, with the defaults of the DCE guide.
 """
 
@@ -24,8 +24,8 @@ from components.manifest.desired import (
     MAX_WAIT_SECONDS,
     http_url_problem,
 )
-from components.settings_base import Strict
-from components.settings_paths import AbsPath, DirPath, FileName, FilePath
+from components.settings.base import Strict
+from components.settings.paths import AbsPath, DirPath, FileName, FilePath
 
 
 class LogSettings(Strict):
@@ -105,7 +105,7 @@ class InsightAgentSettings(Strict):
     version: Annotated[str, Field(min_length=1)] | None = None
     adopt: bool = True
     collect_global_management_audit: bool = Field(default=True, alias="collectGlobalManagementAudit")
-    # Unset: read from the installed chart (components/insight_agent_chart.py); set: used as is.
+    # Unset: read from the installed chart (components/insight_agent/chart.py); set: used as is.
     kube_audit_value: Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] | None = Field(
         default=None, alias="kubeAuditValue")
     global_management_audit_value: Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] | None = Field(

@@ -1,4 +1,4 @@
-"""The base of every settings model (components/settings.py and the modules split from it)."""
+"""The base of every settings model (components/settings/__init__.py and the modules split from it)."""
 
 from __future__ import annotations
 

@@ -3,10 +3,10 @@
 DCE installs insight-agent itself, so by default the release is adopted (imported by
 `namespace/name`) and never uninstalled by a destroy. What the Release gets (chart, version,
 values) is planned before any resource is declared, from the release as installed
-(components/insight_agent_plan.py): only our values change, never the chart. Which values those are
-is read from the installed chart (components/insight_agent_chart.py), and the rendered FluentBit
-config is read at preview (drift, a log nobody would collect: components/insight_agent_collect.py)
-and checked after every change (components/insight_agent_check.py).
+(components/insight_agent/plan.py): only our values change, never the chart. Which values those are
+is read from the installed chart (components/insight_agent/chart.py), and the rendered FluentBit
+config is read at preview (drift, a log nobody would collect: components/insight_agent/collect.py)
+and checked after every change (components/insight_agent/check.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.fluent_bit import configmap_inputs
-from components.helm_state import HelmRepositories, HelmStateError, InstalledRelease, read_installed_release
-from components.insight_agent_chart import (
+from components.insight_agent.chart import (
     GHIPPO_VALUE,
     KUBE_AUDIT_CURRENT,
     ChartReadingError,
@@ -30,10 +28,17 @@ from components.insight_agent_chart import (
     chart_directory_source,
     read_switches,
 )
-from components.insight_agent_check import FluentBitConfigCheck
-from components.insight_agent_collect import CollectionPlan, CollectionPlanError, LiveConfig, plan_collection
-from components.insight_agent_plan import ReleasePlan, ReleasePlanError, is_local_chart, plan_release
-from components.kubeapi import KubeAccess, KubeApi, KubeApiError
+from components.insight_agent.check import FluentBitConfigCheck
+from components.insight_agent.collect import CollectionPlan, CollectionPlanError, LiveConfig, plan_collection
+from components.insight_agent.fluent_bit import configmap_inputs
+from components.insight_agent.helm_state import (
+    HelmRepositories,
+    HelmStateError,
+    InstalledRelease,
+    read_installed_release,
+)
+from components.insight_agent.plan import ReleasePlan, ReleasePlanError, is_local_chart, plan_release
+from components.remote.kubeapi import KubeAccess, KubeApi, KubeApiError
 from components.settings import InsightAgentSettings, Settings
 
 RESTART_ANNOTATION = "kube-audit.io/audit-collection"

@@ -14,7 +14,7 @@ Preview calls only `check`/`diff`: nothing runs on a node.
 
 A failure the user must act on (a node command's refusal, an unreachable or impostor host) is a
 PlainError: the engine shows its message alone. Anything else is a bug and keeps its traceback
-(components/plain_errors.py).
+(components/remote/plain_errors.py).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ import paramiko
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components import plain_errors
 from components.drift.props import drift_props, pending, with_hidden
-from components.plain_errors import PlainError
-from components.settings_masters import host_key_from_line
+from components.remote import plain_errors
+from components.remote.plain_errors import PlainError
+from components.settings.masters import host_key_from_line
 
 # Inputs whose change means "run again"; everything else (e.g. stdout) is an output.
 # `drift` holds the reasons the program found on the node (components/drift); a successful run

@@ -1,6 +1,6 @@
 """Paths in the stack config: how they are written, and which directories they may not share.
 
-Part of settings (components/settings.py is the only reader of Pulumi config); kept apart because
+Part of settings (components/settings/__init__.py is the only reader of Pulumi config); kept apart because
 the path rules are one coherent set: a path must say plainly where it is (absolute, no `..`, no
 control characters, a file path not ending in `/`), and every directory we write to or mount is
 its own, apart from each other and from what kubeadm mounts into kube-apiserver.

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from components.helm_state import HelmRepositories, InstalledRelease
-from components.insight_agent_chart import GHIPPO_VALUE, KUBE_AUDIT_CURRENT
-from components.settings import InsightAgentSettings
+from components.insight_agent.chart import GHIPPO_VALUE, KUBE_AUDIT_CURRENT
+from components.insight_agent.helm_state import HelmRepositories, InstalledRelease
+from components.settings.sections import InsightAgentSettings  # the model, not the config reader
 
 KEY = "kube-audit:insightAgent"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pulumi
 
 from components.manifest.bundle import build_bundle, build_preview_bundle
+from components.remote.ssh import Connection, RemoteFile
 from components.settings import PROJECT_DIR, Master, Settings
-from components.ssh import Connection, RemoteFile
 
 _BUILD_DIR = PROJECT_DIR / ".build"
 

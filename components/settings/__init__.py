@@ -21,21 +21,21 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError
 from components.manifest.desired import MAX_AUDIT_LOG_MAXAGE, AuditState
 from components.policy import PolicyError, load_policy_file, policy_hash
 from components.policy.profiles import resolve_policy
-from components.settings_base import Strict
-from components.settings_masters import Master as Master  # re-exported: one control-plane node
-from components.settings_masters import host_identity
-from components.settings_paths import dirs_apart_problems
+from components.settings.base import Strict
+from components.settings.masters import Master as Master  # re-exported: one control-plane node
+from components.settings.masters import host_identity
+from components.settings.paths import dirs_apart_problems
 
 # Re-exported: the components import each key's model from here.
-from components.settings_sections import DriftSettings as DriftSettings
-from components.settings_sections import InsightAgentSettings as InsightAgentSettings
-from components.settings_sections import KubeadmSettings as KubeadmSettings
-from components.settings_sections import LogSettings as LogSettings
-from components.settings_sections import PathSettings as PathSettings
-from components.settings_sections import RolloutSettings as RolloutSettings
+from components.settings.sections import DriftSettings as DriftSettings
+from components.settings.sections import InsightAgentSettings as InsightAgentSettings
+from components.settings.sections import KubeadmSettings as KubeadmSettings
+from components.settings.sections import LogSettings as LogSettings
+from components.settings.sections import PathSettings as PathSettings
+from components.settings.sections import RolloutSettings as RolloutSettings
 
 NAMESPACE = "kube-audit"
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # components/settings/__init__.py -> the repo
 MAX_HISTORY_HOURS = MAX_AUDIT_LOG_MAXAGE * 24
 MAX_STACK_FILE_BYTES = 1 << 20
 

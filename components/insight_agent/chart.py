@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from components.fluent_bit import GHIPPO_TAG, kube_audit_globs, parse_inputs
+from components.insight_agent.fluent_bit import GHIPPO_TAG, kube_audit_globs, parse_inputs
 
 KUBE_AUDIT_CURRENT = "global.exporters.auditLog.kubeAudit.enabled"
 KUBE_AUDIT_OLDER = "global.exporters.auditLog.enabled"

@@ -18,9 +18,9 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from components.fluent_bit import Input, collection, collection_problems, glob_matches, rotated_name
-from components.helm_state import InstalledRelease
-from components.insight_agent_chart import ChartSwitches
+from components.insight_agent.chart import ChartSwitches
+from components.insight_agent.fluent_bit import Input, collection, collection_problems, glob_matches, rotated_name
+from components.insight_agent.helm_state import InstalledRelease
 
 KEY = "kube-audit:insightAgent"
 REPAIR_PREFIX = "kube-audit repair"
