@@ -5,7 +5,8 @@ resource's provider as a dill pickle in the stack state (the `__provider` input 
 pickles a class BY REFERENCE: module path and class name, nothing else (not even the bases). The
 dynamic-provider host unpickles the one in state to run `delete` and `read`, and the one in the
 outputs survives every `up` whose `diff` says "no change" (our diffs compare named inputs only).
-So after a module moves, a stack created before the move would fail `destroy` with
+So after a module moves, a stack created before the move fails its next `up` (measured: the e2e
+tests/e2e/test_state_from_previous_main.py with this table emptied) and its `destroy` with
 ModuleNotFoundError unless the old name still imports. The finder below makes it import, lazily:
 nothing is loaded until something asks for an old name, so the pure core still loads no pulumi.
 
