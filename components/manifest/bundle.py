@@ -48,14 +48,19 @@ def _entries() -> list[tuple[str, bytes]]:
     return sorted(entries)
 
 
+def _member(name: str) -> zipfile.ZipInfo:
+    """A zip entry that depends on its name only (fixed time, mode, compression): deterministic bytes."""
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def build_bundle_bytes() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in _entries():
-            info = zipfile.ZipInfo(name, date_time=_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, data)
+            archive.writestr(_member(name), data)
     return b"#!/usr/bin/env python3\n" + buffer.getvalue()
 
 
@@ -81,29 +86,24 @@ def with_bytecode(bundle: bytes) -> bytes:
                 code = compile(data, info.filename, "exec", dont_inherit=True)
                 pyc = importlib._bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined]
                     code, importlib.util.source_hash(data), checked=False)
-                compiled = zipfile.ZipInfo(info.filename + "c", date_time=_EPOCH)
-                compiled.compress_type = zipfile.ZIP_DEFLATED
-                compiled.external_attr = 0o644 << 16
-                archive.writestr(compiled, bytes(pyc))
+                archive.writestr(_member(info.filename + "c"), bytes(pyc))
     return shebang + b"\n" + buffer.getvalue()
 
 
-def build_preview_bundle(out_dir: Path) -> bytes:
-    """`with_bytecode` of this run's bundle, cached in `out_dir` per bundle and python version.
+def build_preview_bundle(bundle: Path) -> bytes:
+    """`with_bytecode` of the bundle `build_bundle` wrote, cached beside it per python version.
 
     Compiling takes ~0.15 s, about what it saves on one master: without the cache a preview would
-    pay it every time. The name carries both, so a stale entry is never read.
+    pay it every time. The bundle's name carries its content hash and the cache's name adds the
+    python version, so a stale entry is never read.
     """
-    data = build_bundle_bytes()
-    digest = hashlib.sha256(data).hexdigest()[:16]
     tag = sys.implementation.cache_tag or "nocache"
-    path = out_dir / f"kube-audit-node-{digest}.{tag}.preview.pyz"
+    path = bundle.with_name(f"{bundle.stem}.{tag}.preview.pyz")
     try:
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    preview = with_bytecode(data)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    preview = with_bytecode(bundle.read_bytes())
     # Written aside and renamed: two previews at once (a fleet) never read half a file.
     part = path.with_name(f"{path.name}.{os.getpid()}.part")
     part.write_bytes(preview)

@@ -29,7 +29,7 @@ def _bundle() -> Path:
 
 def preview_bundle_bytes() -> bytes:
     """The same program with bytecode beside its sources, for a preview's in-memory run (bundle.py)."""
-    return build_preview_bundle(_BUILD_DIR)
+    return build_preview_bundle(_bundle())
 
 
 def connection(master: Master, settings: Settings) -> Connection:
