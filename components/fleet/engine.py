@@ -1,7 +1,7 @@
 """The fleet's engine: the Pulumi Automation API over this project's directory (no CLI text is parsed).
 
-One LocalWorkspace over the project dir serves every stack: each operation selects its stack
-(`Stack.select`) and passes `--stack` itself, so threads do not step on each other. Events come
+One LocalWorkspace over the project dir serves every stack: each operation passes `--stack` itself,
+so threads do not step on each other, and no stack is ever *selected* (see _Workspace). Events come
 from the engine's event log (`on_event`) and are turned into the plain records of classify.py.
 """
 
@@ -66,6 +66,19 @@ def _error(exc: auto.CommandError) -> str:
     return "\n".join(lines[-12:]) or str(exc)[-2000:]
 
 
+class _Workspace(auto.LocalWorkspace):
+    """A LocalWorkspace whose `Stack.select` runs no `pulumi stack select`.
+
+    Every command the Automation API runs already passes `--stack`, and the fleet checks each name
+    against `stack ls` first. `stack select` would only rewrite the person's current stack (a fleet run
+    must not change what their next bare `pulumi up` targets), with one thread per stack writing that
+    one workspace file at once, and cost a CLI start per stack before its preview can begin.
+    """
+
+    def select_stack(self, stack_name: str) -> None:
+        return None
+
+
 class AutomationEngine:
     """preview/up of one stack at a time (callers run several at once on threads)."""
 
@@ -75,7 +88,7 @@ class AutomationEngine:
         # PulumiCommand(root) runs root/bin/pulumi: the toolchain's bin dir on $PATH gives that layout.
         root = str(Path(found).resolve().parent.parent) if found and Path(found).parent.name == "bin" else None
         self.command = auto.PulumiCommand(root=root)
-        self.workspace = auto.LocalWorkspace(work_dir=str(project_dir), env_vars=dict(env or {}),
+        self.workspace = _Workspace(work_dir=str(project_dir), env_vars=dict(env or {}),
                                              pulumi_command=self.command)
         self.policy_packs = [str((project_dir / p).resolve()) for p in policy_packs]
         self.policy_pack_configs = [str((project_dir / p).resolve()) for p in policy_pack_configs]

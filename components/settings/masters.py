@@ -13,12 +13,14 @@ import base64
 import binascii
 import ipaddress
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import paramiko
 from pydantic import Field, field_validator
 
 from components.settings.base import Strict
+
+if TYPE_CHECKING:
+    import paramiko
 
 _LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 _KEY_LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,2})( .*)?$")
@@ -60,6 +62,10 @@ def host_key_from_line(line: str) -> tuple[str, paramiko.PKey]:
     if not match:
         raise ValueError("must be an OpenSSH public host key line, e.g. 'ssh-ed25519 AAAA...'")
     kind, blob = match.group(1), match.group(2)
+    # Imported here: paramiko takes ~0.1 s to load, and the command line (validate, lint, volume,
+    # fleet) reads settings without ever checking a host key.
+    import paramiko
+
     try:
         data = base64.b64decode(blob, validate=True)
     except binascii.Error as exc:

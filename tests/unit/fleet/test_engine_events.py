@@ -44,3 +44,32 @@ def test_events_become_records():
     assert to_record(diag) == Diagnostic("error", "error: boom", "")
     assert to_record(ev.EngineEvent.from_json({"sequence": 4, "timestamp": 0, "stdoutEvent": {
         "message": "x", "color": "never"}})) is None
+
+
+def test_the_engine_never_selects_a_stack(tmp_path, monkeypatch):
+    """Each command passes --stack; `stack select` would change the person's current stack and cost a
+    CLI start per stack. A stand-in `pulumi` logs every command the Automation API runs."""
+    import os
+    import stat
+
+    from components.fleet.engine import AutomationEngine
+    from components.fleet.spec import StackRef
+
+    log = tmp_path / "commands.log"
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n"
+                    f'echo "$*" >> {log}\n'
+                    'case "$*" in version) echo v3.274.1 ;; *"stack ls"*) echo "[]" ;; '
+                    '*history*) echo "[]" ;; esac\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "Pulumi.yaml").write_text("name: x\nruntime: python\n")
+    engine = AutomationEngine(tmp_path)
+    assert engine.list_stacks() == []
+    assert engine.last_update(StackRef("team-a")) == {}
+    commands = log.read_text().splitlines()
+    assert commands[0] == "version" and any("stack ls" in c for c in commands), commands
+    assert any(c.startswith("--non-interactive stack history") and c.endswith("--stack team-a") for c in commands), \
+        commands
+    assert not any("select" in c for c in commands), commands
