@@ -89,7 +89,7 @@ class AutomationEngine:
         root = str(Path(found).resolve().parent.parent) if found and Path(found).parent.name == "bin" else None
         self.command = auto.PulumiCommand(root=root)
         self.workspace = _Workspace(work_dir=str(project_dir), env_vars=dict(env or {}),
-                                             pulumi_command=self.command)
+                                    pulumi_command=self.command)
         self.policy_packs = [str((project_dir / p).resolve()) for p in policy_packs]
         self.policy_pack_configs = [str((project_dir / p).resolve()) for p in policy_pack_configs]
 

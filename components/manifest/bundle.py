@@ -30,15 +30,12 @@ _ENTRY = b"import sys\nfrom components.manifest.node import main\nsys.exit(main(
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-# The package's own __init__ installs the finder for moved provider modules (components/_moved.py): a
-# master never unpickles a provider, and an empty one keeps the bundle's bytes, name and every stack's
-# RemoteFile of it as they were before the move.
-_PACKAGE_INIT = ("__init__.py", b"")
-
-
 def _entries() -> list[tuple[str, bytes]]:
     entries = [(f"components/{name}", (_COMPONENTS / name).read_bytes()) for name in _OWN_FILES]
-    entries.append((f"components/{_PACKAGE_INIT[0]}", _PACKAGE_INIT[1]))
+    # The package's own __init__ installs the finder for moved provider modules (components/_moved.py): a
+    # master never unpickles a provider, and an empty one keeps the bundle's bytes, name and every stack's
+    # RemoteFile of it as they were before the move.
+    entries.append(("components/__init__.py", b""))
     yaml_dir = Path(ruamel.yaml.__file__).resolve().parent
     entries += [(f"ruamel/yaml/{p.name}", p.read_bytes()) for p in sorted(yaml_dir.glob("*.py"))]
     # ruamel is a namespace package where pip installs it; in the zip it is a plain one, which
