@@ -128,17 +128,18 @@ def main() -> int:
         print("no pulumi binary: set KUBE_AUDIT_TOOLCHAIN_BIN", file=sys.stderr)
         return 2
     sizes = [int(s) for s in a.sizes.split(",")]
+    k_stacks = max(a.sequential, 2)  # the once/per-stack split needs two sizes
     with tempfile.TemporaryDirectory(prefix="kube-audit-bench-fleet-") as tmp:
         work = Path(tmp)
         t = time.monotonic()
-        names = make_project(work, max([*sizes, a.sequential]))
+        names = make_project(work, max([*sizes, k_stacks]))
         print(f"setup: {len(names)} stacks in {time.monotonic() - t:.1f}s", flush=True)
         results = {"scale": [run_fleet(work, names[:n], a.parallel) for n in sizes]}
         for r in results["scale"]:
             print(f"fleet preview --parallel {r['parallel']}: {r['stacks']:4d} stacks  wall {r['wall_s']:7.1f}s  "
                   f"({r['wall_s'] / r['stacks']:.2f}s/stack)  orchestrator peak RSS {r['peak_rss_mb']:.1f} MB",
                   flush=True)
-        k = names[:max(a.sequential, 2)]
+        k = names[:k_stacks]
         seq = run_sequential(work, k)
         par = run_fleet(work, k, a.parallel)
         one = run_fleet(work, k, 1)

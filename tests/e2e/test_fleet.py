@@ -93,10 +93,16 @@ class Fleet:
             "parallel": 3,
         }, sort_keys=False))
 
-    def pulumi(self, m: Member, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
+    @staticmethod
+    def command(m: Member, *args: str) -> list[str]:
+        """`pulumi ARGS` for m's stack, as a person runs it (with m's own config file where it applies)."""
         cmd = [str(find_binary("pulumi")), *args, "--stack", m.stack, "--non-interactive"]
         if args[0] in ("up", "preview", "config"):
             cmd += ["--config-file", str(m.config)]
+        return cmd
+
+    def pulumi(self, m: Member, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
+        cmd = self.command(m, *args)
         r = subprocess.run(cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         assert_plain_output(f"`pulumi {' '.join(args)}` ({m.stack})", r)
         if check and r.returncode != 0:
@@ -280,8 +286,7 @@ class TestFleet:
             assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
             fleet_wall.append(took)
             t = time.monotonic()
-            runs = [subprocess.Popen([pulumi, "preview", "--policy-pack", pack, "--stack", m.stack, "--non-interactive",
-                                      "--config-file", str(m.config)], cwd=REPO, env=fleet.env,
+            runs = [subprocess.Popen(fleet.command(m, "preview", "--policy-pack", pack), cwd=REPO, env=fleet.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for m in fleet.members.values()]
             assert [p.wait(timeout=600) for p in runs] == [0, 0, 0]
             together.append(time.monotonic() - t)

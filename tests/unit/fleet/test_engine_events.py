@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 from pulumi.automation import events as ev
 from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import create_command_error
 
 from components.fleet.classify import Diagnostic, Step, Violation
-from components.fleet.engine import _error, to_record
+from components.fleet.engine import AutomationEngine, _error, to_record
+from components.fleet.spec import StackRef
 
 
 def test_a_lock_held_by_another_runner_reads_as_such():
@@ -49,12 +53,6 @@ def test_events_become_records():
 def test_the_engine_never_selects_a_stack(tmp_path, monkeypatch):
     """Each command passes --stack; `stack select` would change the person's current stack and cost a
     CLI start per stack. A stand-in `pulumi` logs every command the Automation API runs."""
-    import os
-    import stat
-
-    from components.fleet.engine import AutomationEngine
-    from components.fleet.spec import StackRef
-
     log = tmp_path / "commands.log"
     fake = tmp_path / "bin" / "pulumi"
     fake.parent.mkdir()
