@@ -22,7 +22,10 @@ import paramiko
 
 from components.drift.preview_preflight import BOOTSTRAP, PreflightRun, frame
 from components.remote.node_program import python_command
-from components.remote.ssh import Connection, open_client
+from components.remote.ssh import LINK_ERRORS, Connection, open_client
+
+# Connecting also reads the private key: an unreadable one is a ValueError (UnreadableKeyError).
+_CONNECT_ERRORS: tuple[type[Exception], ...] = (*LINK_ERRORS, ValueError)
 
 READER_SOURCE = (Path(__file__).resolve().parent / "reader.py").read_text(encoding="utf-8")
 
@@ -104,7 +107,7 @@ def _facts(client: paramiko.SSHClient, conn: Connection, request: FactRequest,
            deadline: float) -> tuple[dict[str, Any] | None, str | None]:
     try:
         code, out, err = _run_bounded(client, reader_command(request), READER_SOURCE, deadline)
-    except (OSError, paramiko.SSHException, TimeoutError) as exc:
+    except LINK_ERRORS as exc:  # TimeoutError (the deadline) is an OSError
         return None, f"reading {conn.label} failed: {exc}"
     if code != 0:
         return None, f"the fact reader exited {code} on {conn.label}: {(err or out).strip()[-500:]}"
@@ -119,7 +122,7 @@ def _preflight(client: paramiko.SSHClient, ask: PreflightAsk, deadline: float) -
     try:
         code, out, err = _run_bounded(client, preflight_command(), frame(ask.request, ask.bundle), deadline,
                                       "the preflight")
-    except (OSError, paramiko.SSHException, TimeoutError) as exc:
+    except LINK_ERRORS as exc:  # TimeoutError (the deadline) is an OSError
         return PreflightRun(None, error=str(exc))
     return PreflightRun(code, out, err)
 
@@ -133,7 +136,7 @@ def read_one(conn: Connection, request: FactRequest, timeout: float) -> Reading:
     deadline = start + timeout
     try:
         client = open_client(conn, attempts=1, timeout=max(1.0, timeout / 2))
-    except (ConnectionError, OSError, paramiko.SSHException, ValueError) as exc:
+    except _CONNECT_ERRORS as exc:
         # open_client's own error already says "cannot connect to <label>"; others do not.
         why = str(exc) if str(exc).startswith("cannot connect to") else f"cannot connect to {conn.label}: {exc}"
         return Reading(None, why, time.monotonic() - start, unreachable=True)

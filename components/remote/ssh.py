@@ -49,6 +49,9 @@ _NO_DRIFT: dict[str, list[str]] = {"drift": [], "repair": []}
 _FILE_INPUTS = ("sha256", "remotePath", "mode", "connectionId")
 # A peer silent this long (no TCP keepalive answer, data unacknowledged) is gone.
 DEAD_PEER_SECONDS = 30
+# What a broken link looks like through paramiko: the socket's OSError, the protocol's SSHException,
+# and a bare EOFError when the peer vanishes mid-handshake (Packetizer.write_all on a reset socket).
+LINK_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, paramiko.SSHException)
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,18 @@ def open_client(conn: Connection, attempts: int = 5, timeout: float = 15) -> par
             return client
         except paramiko.BadHostKeyException:
             raise
-        except (OSError, paramiko.SSHException) as exc:
+        except LINK_ERRORS as exc:
             last = exc
             if attempt + 1 < attempts:
                 time.sleep(min(2**attempt, 10))
-    raise ConnectionError(f"cannot connect to {conn.label}: {last}")
+    raise ConnectionError(f"cannot connect to {conn.label}: {_described(last)}")
+
+
+def _described(exc: Exception | None) -> str:
+    # EOFError's text is empty; say what it means.
+    if isinstance(exc, EOFError) and not str(exc):
+        return "the connection was closed during the SSH handshake"
+    return str(exc)
 
 
 def _detect_dead_peer(client: paramiko.SSHClient, seconds: int = DEAD_PEER_SECONDS) -> None:
@@ -204,7 +214,7 @@ def _reported(conn: Connection) -> Iterator[None]:
     except UnreadableKeyError as exc:
         raise PlainError(f"on {conn.label}: {exc}. Nothing was run. Set kube-audit:sshPrivateKey to an "
                          "OpenSSH or PEM private key (and sshPrivateKeyPassphrase if it has one)") from exc
-    except (paramiko.SSHException, OSError) as exc:  # the session broke some other way (network, sshd)
+    except LINK_ERRORS as exc:  # the session broke some other way (network, sshd)
         raise PlainError(f"on {conn.label}: the SSH session failed ({type(exc).__name__}: {exc}); if the command "
                          "had started, the next run finds out what it did and converges from there") from exc
 
@@ -297,7 +307,7 @@ def upload(conn: Connection, source: str, remote_path: str, mode: int) -> None:
             sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, remote_path)
             sftp.close()
-        except (OSError, paramiko.SSHException) as exc:  # a full disk or a lost link on the master
+        except LINK_ERRORS as exc:  # a full disk or a lost link on the master
             raise PlainError(f"on {conn.label}: cannot copy {source} to {remote_path}: {exc}; {remote_path} is "
                              "as it was (the copy goes to a dot-file first)") from exc
     finally:

@@ -96,7 +96,15 @@ class Faults(Stack):
         (`restore()` runs after it, pass or fail)."""
         before = _sha(h.manifest.read_bytes())
         result: dict[str, subprocess.CompletedProcess] = {}
-        runner = threading.Thread(target=lambda: result.setdefault("up", self.up(check=False)))
+        raised: list[BaseException] = []
+
+        def up() -> None:
+            try:
+                result["up"] = self.up(check=False)
+            except BaseException as exc:  # e.g. the up printed a traceback: re-raised below, in the test
+                raised.append(exc)
+
+        runner = threading.Thread(target=up)
         runner.start()
         try:
             deadline = time.monotonic() + 600
@@ -110,6 +118,8 @@ class Faults(Stack):
             if restore is not None:
                 restore()
             runner.join(1500)
+        if raised:
+            raise raised[0]
         return result["up"]
 
     def set_log(self, **log: int) -> None:

@@ -134,6 +134,7 @@ KEY = paramiko.Ed25519Key(data=bytes.fromhex(
     (paramiko.SSHException("SSH session not active"),
      "on root@10.77.0.12:22: the SSH session failed (SSHException: SSH session not active); if the command had"),
     (TimeoutError("timed out"), "on root@10.77.0.12:22: the SSH session failed (TimeoutError: timed out)"),
+    (EOFError(), "on root@10.77.0.12:22: the SSH session failed (EOFError: ); if the command had started"),
 ])
 def test_what_a_user_can_act_on_is_plain(raised: Exception, shown: str) -> None:
     with pytest.raises(PlainError) as info, _reported(CONN):
