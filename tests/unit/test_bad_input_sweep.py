@@ -23,6 +23,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.drift import facts
 from components.manifest import node, planner
 from components.remote import ssh
 from tests.unit.manifest.helpers import FIXTURE, make_etc, make_request, scripted
@@ -161,6 +162,9 @@ def no_ssh(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     for name in ("open_client", "run", "upload"):
         monkeypatch.setattr(ssh, name, tripwire)
+    # The drift reader holds its own reference to open_client (imported by name), which the line
+    # above cannot reach once that module is loaded: without this the tripwire was blind to reads.
+    monkeypatch.setattr(facts, "open_client", tripwire)
     return contacted
 
 
@@ -208,8 +212,11 @@ def test_the_program_does_declare_resources_for_good_input(no_ssh: list[str], mo
 
     monkeypatch.setattr(insight_agent, "gather_release_plan", agent_plan)
     mocks = TripwireMocks()
-    run_program(cfg(), mocks)
+    # drift.read off: good input would otherwise read each master (read-only, by design), and these
+    # hosts do not exist. What this test shows is that settings let good input through.
+    run_program(cfg(drift={"read": False}), mocks)
     assert "kube-audit:index:ApiServerAuditChange" in mocks.created
+    assert no_ssh == [], "declaring resources contacts no master"
 
 
 # --- manifests ---------------------------------------------------------------------------------------
