@@ -78,6 +78,13 @@ def host_key_from_line(line: str) -> tuple[str, paramiko.PKey]:
     except (paramiko.SSHException, ValueError, TypeError, IndexError) as exc:
         raise ValueError(f"not a valid {kind} key ({exc or type(exc).__name__}); copy the line from "
                          "/etc/ssh/ssh_host_*_key.pub on the master or `ssh-keyscan`") from None
+    # paramiko reads a cut or padded blob without complaint (a truncated ed25519 key loads as a
+    # different key), and then every connection fails on "host key does not match". A real key
+    # encodes back to exactly the bytes it came from.
+    if key.asbytes() != data:
+        raise ValueError(f"not a valid {kind} key (its {len(data)} bytes do not encode one {kind} key: cut "
+                         "short or with bytes added?); copy the whole line from /etc/ssh/ssh_host_*_key.pub "
+                         "on the master or `ssh-keyscan`")
     return kind, key
 
 
