@@ -11,7 +11,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STATE = Path(os.environ.get("KUBE_AUDIT_LAB") or Path.home() / ".cache/kube-audit/lab")
-DEFAULT_TOOLCHAIN_BIN = Path.home() / ".cache/kube-audit/toolchain/bin"
+# Where scripts/toolchain.sh puts it (its CACHE_ROOT), for when that script cannot be asked.
+DEFAULT_TOOLCHAIN_BIN = Path(os.environ.get("KUBE_AUDIT_CACHE") or Path.home() / ".cache/kube-audit") / "toolchain/bin"
 CHART = REPO / "tests/fixtures/insight-agent"
 # The engine looks for plugins only where lab/plugins.py installs them (and bundled ones beside
 # `pulumi`), never on $PATH: no "using ... from $PATH" warning on every run.
