@@ -72,6 +72,7 @@ def pulumi(tmp_path: Path, pulumi_home):  # type: ignore[no-untyped-def]
                        ("drift", '{"read": false}')):
         r = run("config", "set", f"kube-audit:{key}", value)
         assert r.returncode == 0, r.stdout + r.stderr
+    run.home = tmp_path  # type: ignore[attr-defined]  # the HOME the commands run with
     yield run
     (ROOT / f"Pulumi.{STACK}.yaml").unlink(missing_ok=True)
 
@@ -83,6 +84,9 @@ def test_program_and_pack_run_in_their_virtualenvs(pulumi) -> None:  # type: ign
     assert "ambient python used" not in out, out
     assert "from $PATH" not in out, out
     assert "kube-audit-guardrails@v0.1.0" in out, f"the engine did not run the pack:\n{out}"
+    # The shim kept the program's GetRequiredPlugins answer (answers.go); the next previews use it.
+    answers = list((pulumi.home / ".cache/kube-audit/langhost-shim").glob("*.pb"))
+    assert len(answers) == 1, answers
 
     r = pulumi("config", "set", "kube-audit:log", '{"maxSize": 0}')
     assert r.returncode == 0, r.stdout + r.stderr
@@ -90,3 +94,4 @@ def test_program_and_pack_run_in_their_virtualenvs(pulumi) -> None:  # type: ign
     out = r.stdout + r.stderr
     assert r.returncode == 1, f"log.maxSize 0 passed the gate (exit {r.returncode}):\n{out}"
     assert "[mandatory]  audit-log-retention-bounded" in out and "--audit-log-maxsize is 0" in out, out
+    assert list((pulumi.home / ".cache/kube-audit/langhost-shim").glob("*.pb")) == answers, "answered from it"

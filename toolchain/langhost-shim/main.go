@@ -111,7 +111,11 @@ func run() error {
 		root = cwd
 	}
 
-	s := &shim{fb: fallback{Root: root, Dir: cwd, Virtualenv: c.virtualenv}, version: version, engine: c.engine}
+	s := &shim{fb: fallback{Root: root, Dir: cwd, Virtualenv: c.virtualenv}, version: version, engine: c.engine,
+		answer: os.Getenv(answersEnv) != "off"}
+	if s.answer {
+		s.answers = newAnswerCache(legacy, version)
+	}
 	s.pool = newPool(legacyHost(legacy, c.pass, s.engineAddress))
 	defer s.pool.closeAll()
 

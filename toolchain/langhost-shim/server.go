@@ -1,7 +1,8 @@
 package main
 
 // The LanguageRuntime service the CLI talks to: every call the v3.68 host implements is
-// forwarded to the host its ProgramInfo needs, with the old fields filled in. Calls it does not
+// forwarded to the host its ProgramInfo needs, with the old fields filled in, except About and a
+// GetRequiredPlugins answered before (answers.go). Calls it does not
 // implement (GetRequiredPackages, Template, Generate*, Pack, Link, ...) answer Unimplemented, as
 // the v3.68 host itself would; the CLI falls back where it can (GetRequiredPackages ->
 // GetRequiredPlugins).
@@ -22,6 +23,10 @@ type shim struct {
 
 	pool *pool
 	fb   fallback
+	// answer: About and GetRequiredPlugins are answered here (answers.go), the latter from
+	// answers when it has one (nil keeps none).
+	answer  bool
+	answers *answerCache
 	// version is the v3.68 host's own version, reported as this plugin's.
 	version string
 
@@ -63,12 +68,27 @@ func (s *shim) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.Plugin
 func (s *shim) GetRequiredPlugins(
 	ctx context.Context, req *pulumirpc.GetRequiredPluginsRequest,
 ) (*pulumirpc.GetRequiredPluginsResponse, error) {
-	host, err := s.host(req.GetInfo(), false)
+	key, err := keyFor(req.GetInfo(), s.fb, false)
 	if err != nil {
 		return nil, err
 	}
 	fillRequiredPlugins(req)
-	return host.GetRequiredPlugins(ctx, req)
+	path := ""
+	if s.answer {
+		path = s.answers.keyFor(key, req)
+	}
+	if resp, ok := s.answers.load(path); ok {
+		return resp, nil
+	}
+	host, err := s.pool.get(key)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := host.GetRequiredPlugins(ctx, req)
+	if err == nil {
+		s.answers.store(path, resp)
+	}
+	return resp, err
 }
 
 func (s *shim) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
@@ -108,10 +128,20 @@ func (s *shim) InstallDependencies(
 	return relay(src, stream)
 }
 
-// About: the v3.68 host takes an Empty here; the AboutRequest's only field is unknown to it and
-// ignored, so the message goes as is.
+// About: from the virtualenv when there is one (answers.go). Otherwise the v3.68 host, which
+// takes an Empty here; the AboutRequest's only field is unknown to it and ignored, so the message
+// goes as is.
 func (s *shim) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
-	host, err := s.host(req.GetInfo(), false)
+	key, err := keyFor(req.GetInfo(), s.fb, false)
+	if err != nil {
+		return nil, err
+	}
+	if s.answer {
+		if resp, ok := venvAbout(virtualenvDir(key)); ok {
+			return resp, nil
+		}
+	}
+	host, err := s.pool.get(key)
 	if err != nil {
 		return nil, err
 	}
