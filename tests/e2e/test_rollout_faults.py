@@ -533,11 +533,21 @@ class TestRolloutFaults:
         poller = e2e.poller()
         t0 = time.monotonic()
         results: list[subprocess.CompletedProcess] = []
-        runners = [threading.Thread(target=lambda: results.append(faults.up(check=False))) for _ in range(2)]
+        raised: list[BaseException] = []
+
+        def up() -> None:
+            try:
+                results.append(faults.up(check=False))
+            except BaseException as exc:  # e.g. the up printed a traceback: re-raised below, in the test
+                raised.append(exc)
+
+        runners = [threading.Thread(target=up) for _ in range(2)]
         for t in runners:
             t.start()
         for t in runners:
             t.join(1500)
+        if raised:
+            raise raised[0]
         codes = sorted(r.returncode for r in results)
         assert len(results) == 2 and codes[0] == 0, [r.stdout[-2000:] + r.stderr[-2000:] for r in results]
         if codes[1] != 0:
