@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from components.manifest import files, node
 from components.manifest.bundle import build_bundle
 from components.manifest.desired import NodeRequest, RequestError
+from tests.loopback import loopback_server
 from tests.unit.manifest.helpers import FIXTURE, FakeClock, fill, make_etc, make_request, scripted
 
 MANIFEST = "manifests/kube-apiserver.yaml"
@@ -192,31 +192,17 @@ def test_failing_restore_names_the_backup_to_copy_by_hand(etc: Path, monkeypatch
         node.converge(make_request(etc), scripted([False], manifest=etc / MANIFEST))
 
 
+def _odd_answer(conn: socket.socket) -> None:
+    with conn:
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 abc what\r\n\r\n")
+
+
 @pytest.fixture
 def odd_server() -> Iterator[str]:
     """A loopback server answering every request with a status line no HTTP client can parse."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.recv(4096)
-                conn.sendall(b"HTTP/1.1 abc what\r\n\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/readyz"
-    stop.set()
-    thread.join()
-    server.close()
+    with loopback_server(_odd_answer) as port:
+        yield f"http://127.0.0.1:{port}/readyz"
 
 
 def test_an_odd_http_answer_is_not_ready_rather_than_a_crash(odd_server: str) -> None:

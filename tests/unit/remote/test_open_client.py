@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 
 from components.remote import ssh
 from components.remote.ssh import Connection, open_client
+from tests.loopback import loopback_server
 
 
 def test_an_eof_during_the_handshake_is_retried_then_reported_as_cannot_connect(
@@ -52,33 +52,17 @@ def test_an_eof_once_then_a_good_handshake_connects(monkeypatch: pytest.MonkeyPa
     assert outcomes == [] and isinstance(client, paramiko.SSHClient)
 
 
+def _reset(peer: socket.socket) -> None:
+    # SO_LINGER 0: close() sends a RST, as a link cut by a dying host or firewall does.
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+
+
 @pytest.fixture
 def resetting_port() -> Iterator[int]:
     """A real TCP port on loopback that accepts each connection and resets it at once."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                peer, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            # SO_LINGER 0: close() sends a RST, as a link cut by a dying host or firewall does.
-            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            peer.close()
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    server.join(2)
-    listener.close()
+    with loopback_server(_reset) as port:
+        yield port
 
 
 def test_a_host_that_resets_every_handshake_is_cannot_connect_not_a_traceback(
