@@ -65,6 +65,29 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class UpThread(threading.Thread):
+    """`up` (check=False) on a thread. `result()` waits for it and returns what it returned, or raises
+    what it raised (e.g. that the up printed a traceback), so that failure reads as itself in the test."""
+
+    def __init__(self, stack: Faults) -> None:
+        super().__init__()
+        self.stack = stack
+        self.outcome: subprocess.CompletedProcess | BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.outcome = self.stack.up(check=False)
+        except BaseException as exc:  # re-raised by result(), in the test's thread
+            self.outcome = exc
+
+    def result(self, timeout: float = 1500) -> subprocess.CompletedProcess:
+        self.join(timeout)
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        assert self.outcome is not None, f"the up did not end within {timeout:.0f} s"
+        return self.outcome
+
+
 class Faults(Stack):
     """The `faults` stack and what the tests look at on every master."""
 
@@ -95,21 +118,12 @@ class Faults(Stack):
         """`up` on a thread; the moment `h`'s manifest changes, `inject()`; then wait for the `up`
         (`restore()` runs after it, pass or fail)."""
         before = _sha(h.manifest.read_bytes())
-        result: dict[str, subprocess.CompletedProcess] = {}
-        raised: list[BaseException] = []
-
-        def up() -> None:
-            try:
-                result["up"] = self.up(check=False)
-            except BaseException as exc:  # e.g. the up printed a traceback: re-raised below, in the test
-                raised.append(exc)
-
-        runner = threading.Thread(target=up)
+        runner = UpThread(self)
         runner.start()
         try:
             deadline = time.monotonic() + 600
             while _sha(h.manifest.read_bytes()) == before:
-                assert runner.is_alive(), f"the up ended before {h.name} was changed: {result}"
+                assert runner.is_alive(), f"the up ended before {h.name} was changed: {runner.result()}"
                 assert time.monotonic() < deadline, f"{h.name} was never changed"
                 time.sleep(poll)
             inject()
@@ -117,10 +131,7 @@ class Faults(Stack):
         finally:
             if restore is not None:
                 restore()
-            runner.join(1500)
-        if raised:
-            raise raised[0]
-        return result["up"]
+        return runner.result()
 
     def set_log(self, **log: int) -> None:
         self.pulumi("config", "set", f"{NS}:log", json.dumps(log))
@@ -532,22 +543,10 @@ class TestRolloutFaults:
         faults.set_log(maxAge=11)
         poller = e2e.poller()
         t0 = time.monotonic()
-        results: list[subprocess.CompletedProcess] = []
-        raised: list[BaseException] = []
-
-        def up() -> None:
-            try:
-                results.append(faults.up(check=False))
-            except BaseException as exc:  # e.g. the up printed a traceback: re-raised below, in the test
-                raised.append(exc)
-
-        runners = [threading.Thread(target=up) for _ in range(2)]
+        runners = [UpThread(faults) for _ in range(2)]
         for t in runners:
             t.start()
-        for t in runners:
-            t.join(1500)
-        if raised:
-            raise raised[0]
+        results = [t.result() for t in runners]
         codes = sorted(r.returncode for r in results)
         assert len(results) == 2 and codes[0] == 0, [r.stdout[-2000:] + r.stderr[-2000:] for r in results]
         if codes[1] != 0:
