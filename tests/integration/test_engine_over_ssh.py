@@ -17,13 +17,14 @@ import pytest
 import yaml
 
 from components.manifest import planner
+from lab.config import DEFAULT_TOOLCHAIN_BIN
 
 from .conftest import SshHost
 from .fakeapiserver import FakeApiserver
 from .test_node_over_ssh import FIXTURE
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLCHAIN = Path(os.environ.get("KUBE_AUDIT_CACHE", Path.home() / ".cache" / "kube-audit")) / "toolchain" / "bin"
+TOOLCHAIN = DEFAULT_TOOLCHAIN_BIN  # where scripts/toolchain.sh builds it (KUBE_AUDIT_CACHE honoured)
 
 
 @pytest.fixture

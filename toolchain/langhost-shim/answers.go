@@ -133,8 +133,8 @@ func newAnswerCache(legacyBin, version string) *answerCache {
 	return &answerCache{dir: dir, stamp: stamp}
 }
 
-// keyFor is the file an answer lives in, or "" when this request must not be cached.
-func (c *answerCache) keyFor(key backendKey, req *pulumirpc.GetRequiredPluginsRequest) string {
+// pathFor is the file an answer lives in, or "" when this request must not be cached.
+func (c *answerCache) pathFor(key backendKey, req *pulumirpc.GetRequiredPluginsRequest) string {
 	if c == nil {
 		return ""
 	}

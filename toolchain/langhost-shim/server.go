@@ -23,8 +23,8 @@ type shim struct {
 
 	pool *pool
 	fb   fallback
-	// answer: About and GetRequiredPlugins are answered here (answers.go), the latter from
-	// answers when it has one (nil keeps none).
+	// answer: About is answered here from the virtualenv (answers.go); answers keeps
+	// GetRequiredPlugins answers (nil, as when answer is off, keeps none).
 	answer  bool
 	answers *answerCache
 	// version is the v3.68 host's own version, reported as this plugin's.
@@ -73,10 +73,7 @@ func (s *shim) GetRequiredPlugins(
 		return nil, err
 	}
 	fillRequiredPlugins(req)
-	path := ""
-	if s.answer {
-		path = s.answers.keyFor(key, req)
-	}
+	path := s.answers.pathFor(key, req)
 	if resp, ok := s.answers.load(path); ok {
 		return resp, nil
 	}
